@@ -1,0 +1,207 @@
+//! The typed client API nodes use to reach glance-registry: the only path to the database.
+//!
+//! It keeps pooled keep-alive connections, forwards the caller's identity and request id, and
+//! turns every registry error into an [`Error`] with the registry's status and message, so the
+//! API can pass it on instead of swallowing it.
+
+use crate::context::{REQUEST_ID_HEADER, RequestContext};
+use crate::error::{Error, ErrorKind, Result, message_from_body};
+use crate::model::{Image, ImagePatch, ImageSummary, Member, Membership, SharedImage};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct ImageBody {
+    image: Image,
+}
+#[derive(Serialize)]
+struct PatchBody<'a> {
+    image: &'a ImagePatch,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_state: Option<&'a str>,
+}
+#[derive(Deserialize)]
+struct ImagesBody<T> {
+    images: Vec<T>,
+}
+#[derive(Deserialize)]
+struct MembersBody {
+    members: Vec<Member>,
+}
+#[derive(Serialize)]
+struct MembershipsBody<'a> {
+    memberships: &'a [Membership],
+}
+#[derive(Deserialize)]
+struct SharedBody {
+    shared_images: Vec<SharedImage>,
+}
+
+impl RegistryClient {
+    /// A client for the registry at `host:port`; `timeout` bounds every request.
+    pub fn new(host: &str, port: u16, timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(Error::internal)?;
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+        Ok(Self { base: format!("http://{host}:{port}"), http })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /images/detail` with Glance's filter, sort and paging parameters.
+    pub async fn list_detail(&self, ctx: &RequestContext, params: &[(String, String)]) -> Result<Vec<Image>> {
+        let body: ImagesBody<Image> = self.json(self.request(ctx, Method::GET, "/images/detail").query(params)).await?;
+        Ok(body.images)
+    }
+
+    /// `GET /images`: the short form.
+    pub async fn list(&self, ctx: &RequestContext, params: &[(String, String)]) -> Result<Vec<ImageSummary>> {
+        let body: ImagesBody<ImageSummary> = self.json(self.request(ctx, Method::GET, "/images").query(params)).await?;
+        Ok(body.images)
+    }
+
+    pub async fn get(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
+        let body: ImageBody = self.json(self.request(ctx, Method::GET, &image_path(id))).await?;
+        Ok(body.image)
+    }
+
+    pub async fn create(&self, ctx: &RequestContext, patch: &ImagePatch) -> Result<Image> {
+        let body = PatchBody { image: patch, from_state: None };
+        let body: ImageBody = self.json(self.request(ctx, Method::POST, "/images").json(&body)).await?;
+        Ok(body.image)
+    }
+
+    /// Changes an image. `purge_props` makes the supplied properties the whole set;
+    /// `from_state` makes the change conditional on the current status (409 otherwise).
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        patch: &ImagePatch,
+        purge_props: bool,
+        from_state: Option<&str>,
+    ) -> Result<Image> {
+        let body = PatchBody { image: patch, from_state };
+        let request = self
+            .request(ctx, Method::PUT, &image_path(id))
+            .header("x-glance-registry-purge-props", if purge_props { "true" } else { "false" })
+            .json(&body);
+        let body: ImageBody = self.json(request).await?;
+        Ok(body.image)
+    }
+
+    /// Soft-deletes an image and everything hanging off it; returns the deleted record.
+    pub async fn delete(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
+        let body: ImageBody = self.json(self.request(ctx, Method::DELETE, &image_path(id))).await?;
+        Ok(body.image)
+    }
+
+    pub async fn members(&self, ctx: &RequestContext, id: &str) -> Result<Vec<Member>> {
+        let path = format!("{}/members", image_path(id));
+        let body: MembersBody = self.json(self.request(ctx, Method::GET, &path)).await?;
+        Ok(body.members)
+    }
+
+    /// Makes `memberships` the image's whole member list.
+    pub async fn replace_members(&self, ctx: &RequestContext, id: &str, memberships: &[Membership]) -> Result<()> {
+        let path = format!("{}/members", image_path(id));
+        self.send(self.request(ctx, Method::PUT, &path).json(&MembershipsBody { memberships })).await.map(drop)
+    }
+
+    /// Adds `member`, or updates its `can_share` when given.
+    pub async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        member: &str,
+        can_share: Option<bool>,
+    ) -> Result<()> {
+        let path = format!("{}/members/{}", image_path(id), segment(member));
+        let mut request = self.request(ctx, Method::PUT, &path);
+        if let Some(can_share) = can_share {
+            request = request.json(&serde_json::json!({"member": {"can_share": can_share}}));
+        }
+        self.send(request).await.map(drop)
+    }
+
+    pub async fn delete_member(&self, ctx: &RequestContext, id: &str, member: &str) -> Result<()> {
+        let path = format!("{}/members/{}", image_path(id), segment(member));
+        self.send(self.request(ctx, Method::DELETE, &path)).await.map(drop)
+    }
+
+    pub async fn shared_images(&self, ctx: &RequestContext, member: &str) -> Result<Vec<SharedImage>> {
+        let path = format!("/shared-images/{}", segment(member));
+        let body: SharedBody = self.json(self.request(ctx, Method::GET, &path)).await?;
+        Ok(body.shared_images)
+    }
+
+    /// A request carrying the caller's identity (for `trusted-auth` registries) and request id.
+    fn request(&self, ctx: &RequestContext, method: Method, path: &str) -> RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header(REQUEST_ID_HEADER, &ctx.request_id)
+            .header("x-identity-status", "Confirmed")
+            .header("x-roles", ctx.roles.join(","));
+        if let Some(user) = &ctx.user {
+            request = request.header("x-user-id", user);
+        }
+        if let Some(tenant) = &ctx.tenant {
+            request = request.header("x-tenant-id", tenant);
+        }
+        if let Some(token) = &ctx.auth_token {
+            request = request.header("x-auth-token", token);
+        }
+        request
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        let kind = ErrorKind::from_status(status);
+        let message = message_from_body(&body);
+        log::debug!("registry answered {status}: {message}");
+        // Conflicts and not-found answers carry a literal body in Glance; keep it literal.
+        Err(if matches!(kind, ErrorKind::Conflict) { Error::literal(kind, message) } else { Error::new(kind, message) })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        let response = self.send(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| Error::new(ErrorKind::BadGateway, "Unexpected response from the registry").with_source(e))
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> Error {
+        let what = if err.is_timeout() { "did not answer in time" } else { "is unreachable" };
+        Error::unavailable(format!("The image registry at {} {what}", self.base)).with_source(err)
+    }
+}
+
+fn image_path(id: &str) -> String {
+    format!("/images/{}", segment(id))
+}
+
+/// Percent-encodes a path segment, so an id can never change the path it is put in.
+fn segment(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>().replace('+', "%20")
+}

@@ -1,0 +1,69 @@
+//! actix-web plumbing shared by glance-api and glance-registry: the request-context
+//! middleware, extractor error handling and the listener.
+
+use crate::context::{ContextBuilder, REQUEST_ID_HEADER, RequestContext};
+use crate::error::Error;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use std::future::{Ready, ready};
+use std::time::Instant;
+
+/// Builds the [`RequestContext`] of every request (401 when the flavor demands an identity the
+/// request lacks), tags the response with `x-openstack-request-id` and writes an access line.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let started = Instant::now();
+    let builder = req.app_data::<web::Data<ContextBuilder>>().cloned();
+    let ctx = match builder {
+        Some(builder) => builder.build(req.headers()),
+        None => Ok(RequestContext::admin(crate::context::request_id_from(req.headers()))),
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "-".into());
+    let (request_id, mut res) = match ctx {
+        Ok(ctx) => {
+            let request_id = ctx.request_id.clone();
+            req.extensions_mut().insert(ctx);
+            (request_id, next.call(req).await?.map_into_left_body())
+        }
+        Err(err) => {
+            let request_id = crate::context::new_request_id();
+            (request_id, req.error_response(err).map_into_right_body())
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    log::info!(
+        req = request_id.as_str();
+        "{peer} \"{method} {path}\" status: {} time: {:.4}",
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(res)
+}
+
+impl FromRequest for RequestContext {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<RequestContext>()
+                .cloned()
+                .ok_or_else(|| Error::internal("request context middleware is not installed")),
+        )
+    }
+}
+
+/// Path and query extractor failures answer 400 in the common error format.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _| Error::bad_request(err.to_string()).into())
+}

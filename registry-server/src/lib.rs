@@ -1,0 +1,60 @@
+//! glance-registry: the only owner of the SQL database. API nodes reach it over HTTP with
+//! `glance_common::registry_client`.
+
+pub mod config;
+pub mod db;
+pub mod routes;
+
+use actix_web::{App, HttpServer, middleware::from_fn, web};
+use config::RegistryConfig;
+use db::Db;
+use std::sync::Arc;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<RegistryConfig>,
+}
+
+/// Prepares the database (migrating when `db_auto_create` is set) and serves until SIGTERM.
+pub async fn run(config: RegistryConfig) -> std::io::Result<()> {
+    let db = Db::new(&config.database, &config.pool);
+    let auto_create = config.db_auto_create;
+    let prepared = db.clone();
+    let prepare = actix_web::web::block(move || {
+        prepared.check_blocking()?;
+        if auto_create {
+            let applied = prepared.migrate_blocking()?;
+            log::info!("auto-created the registry database ({} migrations applied)", applied.len());
+        } else {
+            log::info!("not auto-creating the registry database");
+        }
+        Ok::<_, glance_common::Error>(())
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    prepare.map_err(|e| std::io::Error::other(format!("database {:?}: {e}", config.database)))?;
+
+    let state = AppState { db, config: Arc::new(config.clone()) };
+    let context = web::Data::new(config.context.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(context.clone())
+            .app_data(glance_common::server::path_config())
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| glance_common::Error::bad_request(e.to_string()).into()),
+            )
+            .wrap(from_fn(glance_common::server::request_context))
+            .configure(routes::configure)
+    })
+    .workers(config.server.workers.max(1))
+    .shutdown_timeout(10)
+    .bind((config.server.bind_host.as_str(), config.server.bind_port))?;
+    for addr in server.addrs() {
+        log::info!("glance-registry listening on http://{addr} ({:?})", config.database);
+    }
+    server.run().await
+}

@@ -1,0 +1,91 @@
+//! `/images`: list, show, create, update and delete image records.
+
+use super::{json, json_body, query_pairs};
+use crate::AppState;
+use crate::db::models::ImageRow;
+use crate::db::queries::listing::{ListQuery, list};
+use crate::db::queries::{images, listing};
+use actix_web::{HttpRequest, HttpResponse, web};
+use glance_common::Error;
+use glance_common::context::RequestContext;
+use glance_common::model::ImagePatch;
+use serde::Deserialize;
+use serde_json::json as j;
+
+#[derive(Deserialize)]
+struct CreateBody {
+    image: ImagePatch,
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    image: ImagePatch,
+    #[serde(default)]
+    from_state: Option<String>,
+}
+
+async fn page(req: &HttpRequest, ctx: &RequestContext, st: &AppState) -> Result<(ListQuery, RequestContext), Error> {
+    Ok((listing::ListQuery::parse(&query_pairs(req), ctx, st.config.limits)?, ctx.clone()))
+}
+
+/// `GET /images`: id, name, size, formats and checksum of each image.
+pub async fn index(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let (query, ctx) = page(&req, &ctx, &st).await?;
+    let rows = st.db.read(move |c| list(c, &ctx, &query)).await?;
+    Ok(json(j!({"images": rows.iter().map(ImageRow::summary).collect::<Vec<_>>()})))
+}
+
+/// `GET /images/detail`: full records with properties.
+pub async fn detail(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let (query, ctx) = page(&req, &ctx, &st).await?;
+    let images = st
+        .db
+        .read(move |c| {
+            let rows = list(c, &ctx, &query)?;
+            images::with_details(c, rows)
+        })
+        .await?;
+    Ok(json(j!({"images": images})))
+}
+
+pub async fn show(id: web::Path<String>, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let image = st.db.read(move |c| images::get(c, &ctx, &id)).await?;
+    Ok(json(j!({"image": image})))
+}
+
+pub async fn create(body: web::Bytes, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let body: CreateBody = json_body(&body, "Failed to add image metadata. Got error")?;
+    let rules = st.config.rules.clone();
+    let request_id = ctx.request_id.clone();
+    let image = st.db.write(move |c| images::create(c, &ctx, body.image, &rules)).await?;
+    log::info!(req = request_id.as_str(); "created image {} ({})", image.id, image.status);
+    Ok(json(j!({"image": image})))
+}
+
+pub async fn update(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+    ctx: RequestContext,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let body: UpdateBody = json_body(&body, "Failed to update image metadata. Got error")?;
+    // Glance purges only on the exact lower-case value `true`.
+    let purge = req.headers().get("x-glance-registry-purge-props").is_some_and(|v| v.as_bytes() == b"true");
+    let rules = st.config.rules.clone();
+    let id = id.into_inner();
+    let image = st
+        .db
+        .write(move |c| images::update(c, &ctx, &id, body.image, purge, body.from_state.as_deref(), &rules))
+        .await?;
+    Ok(json(j!({"image": image})))
+}
+
+pub async fn delete(
+    id: web::Path<String>,
+    ctx: RequestContext,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let image = st.db.write(move |c| images::destroy(c, &ctx, &id)).await?;
+    Ok(json(j!({"image": image})))
+}

@@ -1,0 +1,50 @@
+//! The registry's v1 REST API (Glance's `glance/registry/api/v1`): JSON for the registry client.
+
+mod images;
+mod members;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use glance_common::Error;
+use serde::de::DeserializeOwned;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(images::index))
+        .route("/images", web::get().to(images::index))
+        .route("/images", web::post().to(images::create))
+        .route("/images/detail", web::get().to(images::detail))
+        .route("/images/{id}", web::get().to(images::show))
+        .route("/images/{id}", web::put().to(images::update))
+        .route("/images/{id}", web::delete().to(images::delete))
+        .route("/images/{id}/members", web::get().to(members::index))
+        .route("/images/{id}/members", web::put().to(members::replace))
+        .route("/images/{id}/members/{member}", web::put().to(members::add))
+        .route("/images/{id}/members/{member}", web::delete().to(members::remove))
+        .route("/images/{id}/members/{member}", web::route().to(method_not_allowed))
+        .route("/shared-images/{member}", web::get().to(members::shared_images))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, Error> {
+    Err(Error::not_found("The resource could not be found."))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, Error> {
+    Err(Error::new(glance_common::ErrorKind::MethodNotAllowed, "The method is not allowed for this resource."))
+}
+
+/// Every query parameter in order, repeated keys included.
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+}
+
+/// A JSON request body: 400 `Malformed JSON in request body.` when it is not JSON, and
+/// `<context>: <reason>` when it is JSON of the wrong shape.
+fn json_body<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<T, Error> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| Error::bad_request("Malformed JSON in request body."))?;
+    serde_json::from_value(value).map_err(|e| Error::bad_request(format!("{context}: {e}")))
+}
+
+fn json(value: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}

@@ -1,0 +1,197 @@
+//! The end-to-end test harness: the Rust counterpart of Glance's functional-test harness.
+//!
+//! A [`TestEnv`] owns a temp dir and a database of its own (a SQLite file, or a uniquely named
+//! PostgreSQL / MariaDB database dropped afterwards). Servers are the real binaries, started
+//! with config files written into the temp dir, on free 127.0.0.1 ports; they are stopped with
+//! SIGTERM when dropped, and their logs are printed when a test fails.
+
+pub mod db;
+pub mod process;
+pub mod proxy;
+
+pub use db::{Engine, TestDb};
+pub use process::{Server, bin_path};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One test's world: a temp dir and a database.
+pub struct TestEnv {
+    pub db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// A fresh environment on `engine`, or `None` (after a loud message) when that engine's
+    /// server is not reachable here and `GLANCE_TEST_REQUIRE_SERVICES` is unset. In CI it is
+    /// set, and a missing server fails the test.
+    pub fn new(engine: Engine) -> Option<Self> {
+        let dir = tempfile::Builder::new().prefix("glance-test-").tempdir().expect("create a temp dir");
+        let db = TestDb::create(engine, dir.path())?;
+        Some(Self { db, dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A registry on this environment's database; adjust with [`RegistryBuilder`] methods.
+    pub fn registry(&self) -> RegistryBuilder<'_> {
+        RegistryBuilder { env: self, options: BTreeMap::new(), sql_connection: None }
+    }
+
+    /// A glance-api that talks to `registry`.
+    pub fn api(&self, registry: &Server) -> ApiBuilder<'_> {
+        ApiBuilder { env: self, registry_port: registry.port, options: BTreeMap::new() }
+    }
+
+    /// Writes a config file into the temp dir and returns its path.
+    pub fn write_config(&self, name: &str, sections: &BTreeMap<String, BTreeMap<String, String>>) -> PathBuf {
+        let mut text = String::new();
+        for (section, options) in sections {
+            text.push_str(&format!("[{section}]\n"));
+            for (k, v) in options {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        let path = self.dir().join(name);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+/// Options for a registry before it starts. Keys are `section.key` (`DEFAULT.debug`).
+pub struct RegistryBuilder<'a> {
+    env: &'a TestEnv,
+    options: BTreeMap<String, String>,
+    sql_connection: Option<String>,
+}
+
+impl RegistryBuilder<'_> {
+    pub fn option(mut self, key: &str, value: &str) -> Self {
+        self.options.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// `[paste_deploy] flavor`.
+    pub fn flavor(self, flavor: &str) -> Self {
+        self.option("paste_deploy.flavor", flavor)
+    }
+
+    /// Points the registry at another database URL (a fault proxy, say).
+    pub fn sql_connection(mut self, url: &str) -> Self {
+        self.sql_connection = Some(url.to_string());
+        self
+    }
+
+    /// Runs `glance-manage db_sync` (as Glance's harness does), then starts glance-registry and
+    /// waits until it listens.
+    pub async fn start(self) -> Server {
+        let env = self.env;
+        let sql = self.sql_connection.clone().unwrap_or_else(|| env.db.sql_connection.clone());
+        let defaults = [
+            ("DEFAULT.verbose", "True"),
+            ("DEFAULT.debug", "True"),
+            ("DEFAULT.bind_host", "127.0.0.1"),
+            ("DEFAULT.db_auto_create", "False"),
+            ("DEFAULT.sql_idle_timeout", "3600"),
+            ("DEFAULT.api_limit_max", "1000"),
+            ("DEFAULT.limit_param_default", "25"),
+            ("DEFAULT.owner_is_tenant", "True"),
+            ("DEFAULT.workers", "1"),
+            ("database.pool_timeout", "2"),
+            ("paste_deploy.flavor", ""),
+        ];
+        let log_file = env.dir().join("registry.log");
+        let mut options: BTreeMap<String, String> =
+            defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        options.insert("DEFAULT.sql_connection".into(), sql.clone());
+        options.insert("DEFAULT.log_file".into(), log_file.display().to_string());
+        options.extend(self.options);
+        let mut sections = sections_of(options);
+        let manage_conf = env.write_config(
+            "glance-manage.conf",
+            &BTreeMap::from([("DEFAULT".to_string(), BTreeMap::from([("sql_connection".to_string(), sql)]))]),
+        );
+        if sections["DEFAULT"]["db_auto_create"] == "False" {
+            // Off the runtime thread: the database may sit behind a FaultProxy served by this runtime.
+            let manage = bin_path("glance-manage");
+            tokio::task::spawn_blocking(move || {
+                process::run_ok(&manage, &["--config-file", manage_conf.to_str().expect("utf-8 path"), "db_sync"])
+            })
+            .await
+            .expect("glance-manage db_sync");
+        }
+        Server::start("glance-registry", env.dir(), log_file, |port| {
+            sections.get_mut("DEFAULT").expect("DEFAULT").insert("bind_port".into(), port.to_string());
+            env.write_config("glance-registry.conf", &sections)
+        })
+        .await
+    }
+}
+
+/// Options for an API server before it starts. Keys are `section.key`.
+pub struct ApiBuilder<'a> {
+    env: &'a TestEnv,
+    registry_port: u16,
+    options: BTreeMap<String, String>,
+}
+
+impl ApiBuilder<'_> {
+    pub fn option(mut self, key: &str, value: &str) -> Self {
+        self.options.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub async fn start(self) -> Server {
+        let env = self.env;
+        let log_file = env.dir().join("api.log");
+        let mut options: BTreeMap<String, String> = [
+            ("DEFAULT.verbose", "True"),
+            ("DEFAULT.debug", "True"),
+            ("DEFAULT.bind_host", "127.0.0.1"),
+            ("DEFAULT.registry_host", "127.0.0.1"),
+            ("DEFAULT.workers", "1"),
+            ("paste_deploy.flavor", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        options.insert("DEFAULT.registry_port".into(), self.registry_port.to_string());
+        options.insert("DEFAULT.log_file".into(), log_file.display().to_string());
+        options.extend(self.options);
+        let mut sections = sections_of(options);
+        Server::start("glance-api", env.dir(), log_file, |port| {
+            sections.get_mut("DEFAULT").expect("DEFAULT").insert("bind_port".into(), port.to_string());
+            env.write_config("glance-api.conf", &sections)
+        })
+        .await
+    }
+}
+
+/// `section.key → value` as INI sections.
+fn sections_of(options: BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, value) in options {
+        let (section, key) = key.split_once('.').expect("options are section.key");
+        sections.entry(section.to_string()).or_default().insert(key.to_string(), value);
+    }
+    sections
+}
+
+/// Declares each listed `async fn name(env: TestEnv)` once per engine:
+/// `sqlite::name`, `postgres::name` and `mysql::name`.
+#[macro_export]
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { if let Some(env) = $crate::TestEnv::new($crate::Engine::Sqlite) { super::$name(env).await } } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { if let Some(env) = $crate::TestEnv::new($crate::Engine::Postgres) { super::$name(env).await } } )*
+        }
+        mod mysql {
+            $( #[tokio::test] async fn $name() { if let Some(env) = $crate::TestEnv::new($crate::Engine::Mysql) { super::$name(env).await } } )*
+        }
+    };
+}
