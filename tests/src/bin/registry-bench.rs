@@ -52,6 +52,7 @@ async fn main() {
         let started = Instant::now();
         let ids = seed(&http, &base, args.images).await;
         eprintln!("{name}: registered {} images in {:.1}s", ids.len(), started.elapsed().as_secs_f64());
+        analyze(&env);
         for &clients in &args.clients {
             let detail = format!("{base}/images/detail?limit=25");
             let report = measure(&http, clients, args.seconds, |_| detail.clone()).await;
@@ -60,6 +61,22 @@ async fn main() {
                 measure(&http, clients, args.seconds, |i| format!("{base}/images/{}", ids[i % ids.len()])).await;
             report.print(name, "GET /images/{id}", clients);
         }
+    }
+}
+
+/// Refreshes the planner's statistics, as autovacuum would shortly after a bulk load.
+fn analyze(env: &TestEnv) {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, MysqlConnection, PgConnection};
+    let url = &env.db.sql_connection;
+    let done = match env.db.engine {
+        Engine::Postgres => PgConnection::establish(url).map(|mut c| c.batch_execute("ANALYZE")),
+        Engine::Mysql => MysqlConnection::establish(url)
+            .map(|mut c| c.batch_execute("ANALYZE TABLE images, image_properties, image_members, image_locations")),
+        Engine::Sqlite => return,
+    };
+    if let Err(e) = done.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+        eprintln!("ANALYZE failed: {e}");
     }
 }
 

@@ -21,17 +21,13 @@ CREATE TABLE images (
 
 CREATE INDEX checksum_image_idx ON images (checksum);
 
-CREATE INDEX ix_images_is_public ON images (is_public);
-
-CREATE INDEX ix_images_deleted ON images (deleted);
+-- Serves the default listing (live images, newest first) without a sort; single-column
+-- indexes on deleted/is_public/status would mislead the planner into scanning and sorting.
+CREATE INDEX ix_images_deleted_created_at ON images (deleted, created_at, id);
 
 CREATE INDEX owner_image_idx ON images (owner);
 
-CREATE INDEX ix_images_created_at ON images (created_at, id);
-
 CREATE INDEX ix_images_updated_at ON images (updated_at);
-
-CREATE INDEX ix_images_status ON images (status);
 
 CREATE TABLE image_properties (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -45,8 +41,6 @@ CREATE TABLE image_properties (
 );
 
 CREATE UNIQUE INDEX ix_image_properties_image_id_name ON image_properties (image_id, name);
-
-CREATE INDEX ix_image_properties_deleted ON image_properties (deleted);
 
 CREATE INDEX ix_image_properties_name_value ON image_properties (name, image_id);
 
@@ -68,8 +62,6 @@ CREATE INDEX ix_image_members_image_id_member ON image_members (image_id, member
 
 CREATE INDEX ix_image_members_member ON image_members (member, deleted);
 
-CREATE INDEX ix_image_members_deleted ON image_members (deleted);
-
 CREATE TABLE image_locations (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     image_id VARCHAR(36) NOT NULL REFERENCES images(id),
@@ -83,8 +75,6 @@ CREATE TABLE image_locations (
 );
 
 CREATE INDEX ix_image_locations_image_id ON image_locations (image_id);
-
-CREATE INDEX ix_image_locations_deleted ON image_locations (deleted);
 
 CREATE TABLE image_tags (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -117,8 +107,6 @@ CREATE INDEX ix_tasks_type ON tasks (type);
 CREATE INDEX ix_tasks_status ON tasks (status);
 
 CREATE INDEX ix_tasks_owner ON tasks (owner);
-
-CREATE INDEX ix_tasks_deleted ON tasks (deleted);
 
 CREATE INDEX ix_tasks_updated_at ON tasks (updated_at);
 
