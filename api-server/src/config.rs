@@ -2,6 +2,8 @@
 
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig, SERVER_KEYS, ServerOptions};
 use glance_common::context::{AuthFlavor, ContextBuilder};
+use glance_common::model::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_PORT: u16 = 9292;
@@ -15,8 +17,22 @@ pub struct ApiConfig {
     pub enable_v1_api: bool,
     pub enable_v2_api: bool,
     pub context: ContextBuilder,
+    /// `file` or `http`: where uploads go unless `x-image-meta-store` says otherwise.
+    pub default_store: String,
+    pub filesystem_store_datadir: PathBuf,
+    /// Largest image accepted, in bytes.
+    pub image_size_cap: u64,
+    /// Custom properties per image; negative means unlimited.
+    pub image_property_quota: i64,
+    /// Members per image; negative means unlimited.
+    pub image_member_quota: i64,
+    pub policy_file: Option<PathBuf>,
+    pub policy_default_rule: String,
+    pub disk_formats: Vec<String>,
+    pub container_formats: Vec<String>,
 }
 
+/// Options glance-api reads; anything else in its files draws a warning.
 const KEYS: &[(&str, &str)] = &[
     ("default", "registry_host"),
     ("default", "registry_port"),
@@ -25,6 +41,21 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "enable_v2_api"),
     ("default", "owner_is_tenant"),
     ("default", "admin_role"),
+    ("default", "default_store"),
+    ("glance_store", "default_store"),
+    ("default", "filesystem_store_datadir"),
+    ("glance_store", "filesystem_store_datadir"),
+    ("default", "image_size_cap"),
+    ("default", "image_property_quota"),
+    ("default", "image_member_quota"),
+    ("default", "policy_file"),
+    ("default", "policy_default_rule"),
+    ("oslo_policy", "policy_file"),
+    ("oslo_policy", "policy_default_rule"),
+    ("image_format", "disk_formats"),
+    ("image_format", "container_formats"),
+    ("default", "disk_formats"),
+    ("default", "container_formats"),
     ("paste_deploy", "flavor"),
     ("paste_deploy", "config_file"),
 ];
@@ -41,6 +72,28 @@ impl ApiConfig {
             Some(h) if h == "0.0.0.0" => "127.0.0.1".to_string(),
             Some(h) => h,
         };
+        // [glance_store] (newer configs) wins over the [DEFAULT] spelling.
+        let store_option = |key: &str| raw.string("glance_store", key).or_else(|| raw.string(d, key));
+        let default_store = store_option("default_store").unwrap_or_else(|| "file".into()).to_lowercase();
+        if !matches!(default_store.as_str(), "file" | "filesystem") {
+            return Err(raw.invalid(
+                d,
+                "default_store",
+                &default_store,
+                "Store for scheme not found (available: file)",
+            ));
+        }
+        let datadir = store_option("filesystem_store_datadir").unwrap_or_else(|| "/var/lib/glance/images/".into());
+        let policy_file = raw
+            .path("oslo_policy", "policy_file")
+            .or_else(|| raw.path(d, "policy_file"))
+            .or_else(|| raw.config_dir().map(|dir| dir.join("policy.json")));
+        let list = |key: &str, default: &[&str]| -> Vec<String> {
+            raw.string("image_format", key)
+                .or_else(|| raw.string(d, key))
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+        };
         Ok(Self {
             server: ServerOptions::from_raw(raw, DEFAULT_PORT)?,
             registry_host,
@@ -53,6 +106,18 @@ impl ApiConfig {
                 owner_is_tenant: raw.bool(d, "owner_is_tenant", true)?,
                 admin_role: raw.string(d, "admin_role").unwrap_or_else(|| "admin".into()).to_lowercase(),
             },
+            default_store: if default_store == "filesystem" { "file".into() } else { default_store },
+            filesystem_store_datadir: PathBuf::from(datadir),
+            image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
+            image_property_quota: raw.get(d, "image_property_quota", 128)?,
+            image_member_quota: raw.get(d, "image_member_quota", 128)?,
+            policy_file,
+            policy_default_rule: raw
+                .string("oslo_policy", "policy_default_rule")
+                .or_else(|| raw.string(d, "policy_default_rule"))
+                .unwrap_or_else(|| "default".into()),
+            disk_formats: list("disk_formats", DEFAULT_DISK_FORMATS),
+            container_formats: list("container_formats", DEFAULT_CONTAINER_FORMATS),
         })
     }
 
@@ -64,5 +129,26 @@ impl ApiConfig {
     pub fn unknown_options(raw: &RawConfig) -> Vec<String> {
         let known: Vec<(&str, &str)> = KEYS.iter().chain(SERVER_KEYS).copied().collect();
         raw.unknown(&known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_glance() {
+        let c = ApiConfig::from_raw(&RawConfig::default()).expect("config");
+        assert_eq!((c.server.bind_port, c.registry_port, c.default_store.as_str()), (9292, 9191, "file"));
+        assert_eq!((c.image_size_cap, c.image_property_quota, c.image_member_quota), (1 << 40, 128, 128));
+        assert_eq!(c.registry_host, "127.0.0.1");
+    }
+
+    #[test]
+    fn unknown_store_and_flavor_stop_start_up() {
+        let raw = RawConfig::from_pairs([("DEFAULT", "default_store", "rbd")]);
+        assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains("default_store"));
+        let raw = RawConfig::from_pairs([("paste_deploy", "flavor", "bogus")]);
+        assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains("flavor"));
     }
 }

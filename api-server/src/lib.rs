@@ -2,31 +2,63 @@
 //! metadata goes through the registry (`glance_common::registry_client`).
 
 pub mod config;
+pub mod meta;
+pub mod policy;
 pub mod routes;
+pub mod store;
+pub mod v1;
 
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use config::ApiConfig;
 use glance_common::registry_client::RegistryClient;
+use policy::Policy;
 use std::sync::Arc;
+use store::{Scheme, Stores};
 
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub registry: RegistryClient,
+    pub stores: Stores,
+    pub policy: Policy,
+}
+
+impl AppState {
+    pub fn new(config: ApiConfig) -> std::io::Result<Self> {
+        let registry = RegistryClient::new(&config.registry_host, config.registry_port, config.registry_timeout)
+            .map_err(std::io::Error::other)?;
+        let fs = store::fs::FsStore::new(&config.filesystem_store_datadir).map_err(|e| {
+            std::io::Error::other(format!(
+                "filesystem_store_datadir {}: {e}",
+                config.filesystem_store_datadir.display()
+            ))
+        })?;
+        let http = store::http::HttpStore::new().map_err(std::io::Error::other)?;
+        let policy =
+            Policy::load(config.policy_file.clone(), &config.policy_default_rule).map_err(std::io::Error::other)?;
+        let stores = Stores { fs, http, default_scheme: config.default_store.clone() };
+        Ok(Self { config: Arc::new(config), registry, stores, policy })
+    }
+
+    /// The store uploads go to unless the request names one.
+    pub fn default_scheme(&self) -> Scheme {
+        Scheme::parse(&self.stores.default_scheme).unwrap_or(Scheme::File)
+    }
 }
 
 /// Serves the API until SIGTERM.
 pub async fn run(config: ApiConfig) -> std::io::Result<()> {
-    let registry = RegistryClient::new(&config.registry_host, config.registry_port, config.registry_timeout)
-        .map_err(std::io::Error::other)?;
-    let state = AppState { config: Arc::new(config.clone()), registry };
+    let state = AppState::new(config.clone())?;
     let context = web::Data::new(config.context.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(context.clone())
+            .app_data(glance_common::server::path_config())
+            // Outermost first in the request's path: negotiation (as Glance's pipeline), then context.
             .wrap(from_fn(glance_common::server::request_context))
+            .wrap(from_fn(routes::versions::negotiation))
             .configure(routes::configure)
     })
     .workers(config.server.workers.max(1))

@@ -26,12 +26,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct RawConfig {
     values: BTreeMap<(String, String), String>,
+    files: Vec<PathBuf>,
 }
 
 impl RawConfig {
     /// Reads `files` in order (later ones override earlier ones), then the environment.
     pub fn load(files: &[PathBuf]) -> Result<Self, ConfigError> {
-        let mut raw = Self::default();
+        let mut raw = Self { files: files.to_vec(), ..Self::default() };
         for path in files {
             let config = Config::builder()
                 .add_source(File::from(path.as_path()).format(FileFormat::Ini).required(true))
@@ -75,6 +76,20 @@ impl RawConfig {
                 // Options before any section header belong to [DEFAULT], as in oslo.config.
                 other => self.set(DEFAULT_SECTION, &name, &value_text(Value::from(other))),
             }
+        }
+    }
+
+    /// The directory of the last config file: where Glance looks for policy.json and friends.
+    pub fn config_dir(&self) -> Option<&Path> {
+        self.files.last().and_then(|f| f.parent())
+    }
+
+    /// A path option; relative paths resolve against [`RawConfig::config_dir`].
+    pub fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
+        let value = PathBuf::from(self.string(section, key)?);
+        match self.config_dir() {
+            Some(dir) if value.is_relative() => Some(dir.join(value)),
+            _ => Some(value),
         }
     }
 

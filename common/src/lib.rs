@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod logging;
 pub mod model;
+pub mod pyjson;
 pub mod registry_client;
 pub mod server;
 pub mod timeutil;

@@ -67,3 +67,13 @@ impl FromRequest for RequestContext {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _| Error::bad_request(err.to_string()).into())
 }
+
+/// The default route: 404 in the common error format.
+pub async fn not_found() -> Result<actix_web::HttpResponse, Error> {
+    Err(Error::not_found("The resource could not be found."))
+}
+
+/// A route that exists with other methods only.
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, Error> {
+    Err(Error::new(crate::ErrorKind::MethodNotAllowed, "The method is not allowed for this resource."))
+}

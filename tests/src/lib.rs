@@ -6,6 +6,7 @@
 //! SIGTERM when dropped, and their logs are printed when a test fails.
 
 pub mod db;
+pub mod http_source;
 pub mod process;
 pub mod proxy;
 
@@ -43,6 +44,27 @@ impl TestEnv {
     /// A glance-api that talks to `registry`.
     pub fn api(&self, registry: &Server) -> ApiBuilder<'_> {
         ApiBuilder { env: self, registry_port: registry.port, options: BTreeMap::new() }
+    }
+
+    /// `<dir>/etc/policy.json`, written with Glance's test policy (everything allowed) on first use.
+    pub fn policy_file(&self) -> PathBuf {
+        let path = self.dir().join("etc").join("policy.json");
+        if !path.exists() {
+            std::fs::create_dir_all(path.parent().expect("etc")).expect("etc dir");
+            std::fs::write(&path, r#"{"context_is_admin": "role:admin", "default": "", "manage_image_cache": ""}"#)
+                .expect("write policy");
+        }
+        path
+    }
+
+    /// Replaces the policy rules, as Glance's `set_policy_rules` does; servers notice the new
+    /// mtime on their next request.
+    pub fn set_policy_rules(&self, rules: &serde_json::Value) {
+        let path = self.policy_file();
+        std::fs::write(&path, rules.to_string()).expect("write policy");
+        // Make sure the mtime moves even on filesystems with coarse timestamps.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(later)).expect("touch policy");
     }
 
     /// Writes a config file into the temp dir and returns its path.
@@ -159,6 +181,13 @@ impl ApiBuilder<'_> {
         .collect();
         options.insert("DEFAULT.registry_port".into(), self.registry_port.to_string());
         options.insert("DEFAULT.log_file".into(), log_file.display().to_string());
+        // As Glance's functional tests configure their API server.
+        options.insert("DEFAULT.filesystem_store_datadir".into(), env.dir().join("images").display().to_string());
+        options.insert("DEFAULT.default_store".into(), "file".into());
+        options.insert("DEFAULT.image_member_quota".into(), "10".into());
+        options.insert("DEFAULT.image_property_quota".into(), "10".into());
+        options.insert("DEFAULT.policy_file".into(), env.policy_file().display().to_string());
+        options.insert("DEFAULT.policy_default_rule".into(), "default".into());
         options.extend(self.options);
         let mut sections = sections_of(options);
         Server::start("glance-api", env.dir(), log_file, |port| {

@@ -1,10 +1,9 @@
-//! Routes of the public API. The v1 image API arrives with its own issue; today every path
-//! answers with the version document, as Glance does for versions it does not serve.
+//! Routes of the public API: version negotiation in front, then the versioned APIs.
 
-mod versions;
+pub mod versions;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.default_service(web::to(versions::choices));
+    cfg.configure(crate::v1::configure).default_service(web::to(glance_common::server::not_found));
 }

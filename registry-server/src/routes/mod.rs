@@ -19,17 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/images/{id}/members", web::put().to(members::replace))
         .route("/images/{id}/members/{member}", web::put().to(members::add))
         .route("/images/{id}/members/{member}", web::delete().to(members::remove))
-        .route("/images/{id}/members/{member}", web::route().to(method_not_allowed))
+        .route("/images/{id}/members/{member}", web::route().to(glance_common::server::method_not_allowed))
         .route("/shared-images/{member}", web::get().to(members::shared_images))
-        .default_service(web::to(not_found));
-}
-
-async fn not_found() -> Result<HttpResponse, Error> {
-    Err(Error::not_found("The resource could not be found."))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, Error> {
-    Err(Error::new(glance_common::ErrorKind::MethodNotAllowed, "The method is not allowed for this resource."))
+        .default_service(web::to(glance_common::server::not_found));
 }
 
 /// Every query parameter in order, repeated keys included.

@@ -1,0 +1,173 @@
+//! The filesystem store: `<filesystem_store_datadir>/<image id>`, location `file://<path>`.
+//!
+//! An upload is written to a hidden staging file beside its final name, fsynced, then renamed:
+//! a crash or an aborted upload never leaves a partial image under the image's name.
+
+use super::{Chunk, Download, StoreError, Stored, Upload};
+use md5::{Digest, Md5};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use tokio_util::io::ReaderStream;
+
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    dir: PathBuf,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl FsStore {
+    /// A store in `dir`, created if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, location: &str) -> Result<PathBuf, StoreError> {
+        let path = location
+            .strip_prefix("file://")
+            .or_else(|| location.strip_prefix("filesystem://"))
+            .ok_or_else(|| StoreError::BadLocation(format!("Invalid location {location}")))?;
+        let path = PathBuf::from(path);
+        // Only files this store wrote: a location can never name a file elsewhere on the node.
+        if path.parent() != Some(self.dir.as_path()) {
+            return Err(StoreError::BadLocation(format!("Location {location} is outside the image store")));
+        }
+        Ok(path)
+    }
+
+    pub async fn put(&self, id: &str, mut upload: Upload) -> Result<Stored, StoreError> {
+        let final_path = self.dir.join(id);
+        let staging = self.dir.join(format!(".{id}.partial"));
+        tokio::task::spawn_blocking(move || {
+            if final_path.exists() {
+                return Err(StoreError::AlreadyExists(format!("Image file {} already exists", final_path.display())));
+            }
+            let written = (|| {
+                let file = std::fs::File::create(&staging).map_err(write_error)?;
+                let mut out = std::io::BufWriter::with_capacity(CHUNK, file);
+                let (mut md5, mut size) = (Md5::new(), 0u64);
+                loop {
+                    match upload.blocking_recv() {
+                        Some(Chunk::Data(bytes)) => {
+                            md5.update(&bytes);
+                            out.write_all(&bytes).map_err(write_error)?;
+                            size += bytes.len() as u64;
+                        }
+                        Some(Chunk::End) => break,
+                        None => return Err(StoreError::Aborted),
+                    }
+                }
+                let file = out.into_inner().map_err(|e| write_error(e.into_error()))?;
+                file.sync_all().map_err(write_error)?;
+                std::fs::rename(&staging, &final_path).map_err(write_error)?;
+                Ok(Stored {
+                    location: format!("file://{}", final_path.display()),
+                    size,
+                    checksum: hex::encode(md5.finalize()),
+                })
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&staging);
+            }
+            written
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
+    pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
+        let path = self.path_of(location)?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| not_found(&path, e))?;
+        let size = file.metadata().await.map_err(|e| not_found(&path, e))?.len();
+        let body = ReaderStream::with_capacity(file, CHUNK);
+        Ok(Download { body: Box::pin(body), size: Some(size) })
+    }
+
+    pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
+        let path = self.path_of(location)?;
+        tokio::fs::metadata(&path).await.map(|m| m.len()).map_err(|e| not_found(&path, e))
+    }
+
+    pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
+        let path = self.path_of(location)?;
+        tokio::fs::remove_file(&path).await.map_err(|e| not_found(&path, e))
+    }
+}
+
+fn not_found(path: &Path, e: std::io::Error) -> StoreError {
+    match e.kind() {
+        ErrorKind::NotFound => StoreError::NotFound(format!("Image file {} not found", path.display())),
+        _ => StoreError::Other(format!("Image file {}: {e}", path.display())),
+    }
+}
+
+fn write_error(e: std::io::Error) -> StoreError {
+    match e.raw_os_error() {
+        Some(28 | 27) => StoreError::StorageFull(e.to_string()), // ENOSPC, EFBIG
+        Some(13) => StoreError::WriteDenied(e.to_string()),      // EACCES
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+
+    async fn upload(store: &FsStore, id: &str, chunks: Vec<Chunk>) -> Result<Stored, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let feed = async move {
+            for c in chunks {
+                tx.send(c).await.expect("send");
+            }
+        };
+        let (stored, ()) = tokio::join!(store.put(id, rx), feed);
+        stored
+    }
+
+    #[tokio::test]
+    async fn put_get_delete() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FsStore::new(dir.path()).expect("store");
+        let chunks = vec![Chunk::Data(Bytes::from_static(b"da")), Chunk::Data(Bytes::from_static(b"ta")), Chunk::End];
+        let stored = upload(&store, "img", chunks).await.expect("put");
+        assert_eq!(stored.size, 4);
+        assert_eq!(stored.checksum, "8d777f385d3dfec8815d20f7496026dc");
+        assert_eq!(stored.location, format!("file://{}/img", dir.path().display()));
+        let mut got = Vec::new();
+        let mut body = store.get(&stored.location).await.expect("get").body;
+        while let Some(chunk) = body.next().await {
+            got.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(got, b"data");
+        assert!(matches!(upload(&store, "img", vec![Chunk::End]).await, Err(StoreError::AlreadyExists(_))));
+        store.delete(&stored.location).await.expect("delete");
+        assert!(matches!(store.get(&stored.location).await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_upload_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FsStore::new(dir.path()).expect("store");
+        // The sender goes away without End.
+        let result = upload(&store, "img", vec![Chunk::Data(Bytes::from_static(b"part"))]).await;
+        assert!(matches!(result, Err(StoreError::Aborted)));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn locations_outside_the_store_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FsStore::new(dir.path()).expect("store");
+        assert!(matches!(store.get("file:///etc/passwd").await, Err(StoreError::BadLocation(_))));
+        let sneaky = format!("file://{}/../x", dir.path().display());
+        assert!(matches!(store.delete(&sneaky).await, Err(StoreError::BadLocation(_))));
+    }
+}

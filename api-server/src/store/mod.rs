@@ -1,0 +1,166 @@
+//! Image stores: where image bits live. A small streaming interface, dispatched through an
+//! enum; every store hashes while it writes, so no image is ever held in memory.
+//!
+//! Uploads arrive as a bounded channel of chunks ([`Upload`]) fed by the request; the store
+//! consumes it (on a blocking thread for local disks) and either commits the whole image or
+//! leaves nothing behind.
+
+pub mod fs;
+pub mod http;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use glance_common::Error;
+use std::fmt;
+
+/// Image bytes being read from a store.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// What a store says about a finished upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub location: String,
+    pub size: u64,
+    /// md5 of the bytes written, hex.
+    pub checksum: String,
+}
+
+/// An image being read: its bytes and, when the store knows it, its size.
+pub struct Download {
+    pub body: ByteStream,
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    StorageFull(String),
+    #[error("{0}")]
+    WriteDenied(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    BadLocation(String),
+    /// The sender went away before [`Chunk::End`] (client gone, cap reached); nothing was kept.
+    #[error("upload aborted")]
+    Aborted,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// The API's answer for a store failure, as Glance words them.
+    pub fn into_error(self) -> Error {
+        use glance_common::ErrorKind as K;
+        match self {
+            StoreError::NotFound(m) => Error::not_found(m),
+            StoreError::AlreadyExists(m) => Error::conflict(format!("Attempt to upload duplicate image: {m}")),
+            StoreError::StorageFull(m) => Error::new(K::TooLarge, format!("Image storage media is full: {m}")),
+            StoreError::WriteDenied(m) => {
+                Error::unavailable(format!("Insufficient permissions on image storage media: {m}"))
+            }
+            StoreError::Unavailable(m) => Error::unavailable(m),
+            StoreError::BadLocation(m) => Error::bad_request(m),
+            StoreError::Aborted => Error::bad_request("Client disconnected before sending all data to backend"),
+            StoreError::Other(m) => Error::internal(m),
+        }
+    }
+}
+
+/// One message of an upload. Only `End` commits: a channel that closes without it (the
+/// request failed or was dropped) aborts the upload, so a cut-off upload can never be kept.
+pub enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+/// The receiving end of an upload.
+pub type Upload = tokio::sync::mpsc::Receiver<Chunk>;
+
+/// The configured stores, by scheme.
+#[derive(Clone)]
+pub struct Stores {
+    pub fs: fs::FsStore,
+    pub http: http::HttpStore,
+    pub default_scheme: String,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stores(default={})", self.default_scheme)
+    }
+}
+
+/// The store a location URI belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    File,
+    Http,
+}
+
+impl Scheme {
+    /// Store names and URI schemes Glance registers (`x-image-meta-store`, location URIs).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "file" | "filesystem" => Some(Self::File),
+            "http" | "https" => Some(Self::Http),
+            _ => None,
+        }
+    }
+
+    pub fn of_uri(uri: &str) -> Option<Self> {
+        Self::parse(uri.split_once("://")?.0)
+    }
+}
+
+impl Stores {
+    /// Writes an upload to the store named `scheme` (`x-image-meta-store`, else default_store).
+    pub async fn put(&self, scheme: Scheme, id: &str, upload: Upload) -> Result<Stored, StoreError> {
+        match scheme {
+            Scheme::File => self.fs.put(id, upload).await,
+            Scheme::Http => Err(StoreError::Other("the http store is read-only".into())),
+        }
+    }
+
+    pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
+        match Scheme::of_uri(location) {
+            Some(Scheme::File) => self.fs.get(location).await,
+            Some(Scheme::Http) => self.http.get(location).await,
+            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        }
+    }
+
+    /// The size of the data at `location` (0 when an HTTP server does not say).
+    pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
+        match Scheme::of_uri(location) {
+            Some(Scheme::File) => self.fs.size(location).await,
+            Some(Scheme::Http) => self.http.size(location).await,
+            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        }
+    }
+
+    /// Deletes the data at `location`; read-only stores leave it alone.
+    pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
+        match Scheme::of_uri(location) {
+            Some(Scheme::File) => self.fs.delete(location).await,
+            Some(Scheme::Http) => Ok(()),
+            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        }
+    }
+}
+
+/// A location URI without credentials, for messages and logs.
+pub fn redact(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => uri.to_string(),
+    }
+}
