@@ -30,6 +30,8 @@ pub struct ApiConfig {
     pub policy_default_rule: String,
     pub disk_formats: Vec<String>,
     pub container_formats: Vec<String>,
+    /// HTTPS when both `cert_file` and `key_file` are set.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Options glance-api reads; anything else in its files draws a warning.
@@ -56,6 +58,8 @@ const KEYS: &[(&str, &str)] = &[
     ("image_format", "container_formats"),
     ("default", "disk_formats"),
     ("default", "container_formats"),
+    ("default", "cert_file"),
+    ("default", "key_file"),
     ("paste_deploy", "flavor"),
     ("paste_deploy", "config_file"),
 ];
@@ -118,6 +122,16 @@ impl ApiConfig {
                 .unwrap_or_else(|| "default".into()),
             disk_formats: list("disk_formats", DEFAULT_DISK_FORMATS),
             container_formats: list("container_formats", DEFAULT_CONTAINER_FORMATS),
+            tls: match (raw.path(d, "cert_file"), raw.path(d, "key_file")) {
+                (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsFiles { cert_file, key_file }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(raw.invalid(d, "key_file", "", "cert_file is set, so key_file must be too"));
+                }
+                (None, Some(_)) => {
+                    return Err(raw.invalid(d, "cert_file", "", "key_file is set, so cert_file must be too"));
+                }
+            },
         })
     }
 

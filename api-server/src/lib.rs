@@ -6,11 +6,14 @@ pub mod meta;
 pub mod policy;
 pub mod routes;
 pub mod store;
+pub mod tls;
 pub mod v1;
 
-use actix_web::{App, HttpServer, middleware::from_fn, web};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
 use config::ApiConfig;
 use glance_common::registry_client::RegistryClient;
+use glance_common::workers::{self, Role};
 use policy::Policy;
 use std::sync::Arc;
 use store::{Scheme, Stores};
@@ -48,8 +51,9 @@ impl AppState {
 }
 
 /// Serves the API until SIGTERM.
-pub async fn run(config: ApiConfig) -> std::io::Result<()> {
+pub async fn run(config: ApiConfig, role: Role) -> std::io::Result<()> {
     let state = AppState::new(config.clone())?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let context = web::Data::new(config.context.clone());
     let server = HttpServer::new(move || {
         App::new()
@@ -59,13 +63,20 @@ pub async fn run(config: ApiConfig) -> std::io::Result<()> {
             // Outermost first in the request's path: negotiation (as Glance's pipeline), then context.
             .wrap(from_fn(glance_common::server::request_context))
             .wrap(from_fn(routes::versions::negotiation))
+            .wrap(Compress::default())
             .configure(routes::configure)
     })
-    .workers(config.server.workers.max(1))
-    .shutdown_timeout(10)
-    .bind((config.server.bind_host.as_str(), config.server.bind_port))?;
+    .workers(workers::threads(config.server.workers))
+    .shutdown_timeout(10);
+    let listener = workers::listen(&config.server.bind_host, config.server.bind_port, role == Role::Worker)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     for addr in server.addrs() {
-        log::info!("glance-api listening on http://{addr}, registry at {}", config.registry_url());
+        log::info!("glance-api listening on {scheme}://{addr}, registry at {}", config.registry_url());
     }
-    server.run().await
+    let server = if role == Role::Worker { server.disable_signals() } else { server };
+    glance_common::server::run_server(server.run(), role).await
 }

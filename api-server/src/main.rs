@@ -3,7 +3,6 @@
 use clap::Parser;
 use glance_api::config::ApiConfig;
 use glance_common::cli::ConfigArgs;
-use glance_common::config::RawConfig;
 use std::process::ExitCode;
 
 /// The Glance image API server.
@@ -16,37 +15,23 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (raw, config) = match RawConfig::load(&args.config.config_file)
-        .and_then(|raw| ApiConfig::from_raw(&raw).map(|config| (raw, config)))
-    {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("glance-api: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = glance_common::logging::init(&config.server.log) {
-        eprintln!("glance-api: cannot open the log: {e}");
-        return ExitCode::FAILURE;
-    }
-    let unknown = ApiConfig::unknown_options(&raw);
-    if !unknown.is_empty() {
-        log::warn!("ignoring options glance-api does not use: {}", unknown.join(", "));
-    }
-    log::debug!(
-        "configuration: bind {}:{}, workers {}, registry {}, flavor {:?}",
-        config.server.bind_host,
-        config.server.bind_port,
-        config.server.workers,
-        config.registry_url(),
-        config.context.flavor
-    );
-    match actix_web::rt::System::new().block_on(glance_api::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("glance-api stopped: {e}");
-            eprintln!("glance-api: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    glance_common::server::main(
+        "glance-api",
+        &args.config.config_file,
+        ApiConfig::from_raw,
+        |c| &c.server,
+        ApiConfig::unknown_options,
+        |config, role| {
+            log::debug!(
+                "registry {}, flavor {:?}, default_store {}, filesystem_store_datadir {}, image_size_cap {}, tls {}",
+                config.registry_url(),
+                config.context.flavor,
+                config.default_store,
+                config.filesystem_store_datadir.display(),
+                config.image_size_cap,
+                config.tls.is_some()
+            );
+            actix_web::rt::System::new().block_on(glance_api::run(config, role))
+        },
+    )
 }

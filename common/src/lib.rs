@@ -15,5 +15,6 @@ pub mod pyjson;
 pub mod registry_client;
 pub mod server;
 pub mod timeutil;
+pub mod workers;
 
 pub use error::{Error, ErrorKind, Result};

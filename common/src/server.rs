@@ -77,3 +77,59 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, Error> {
 pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, Error> {
     Err(Error::new(crate::ErrorKind::MethodNotAllowed, "The method is not allowed for this resource."))
 }
+
+/// The start of every server binary: `--config-file` → config → logging → warnings, then
+/// serve in the process role `workers` asks for (see [`crate::workers`]).
+pub fn main<C>(
+    program: &str,
+    files: &[std::path::PathBuf],
+    parse: impl FnOnce(&crate::config::RawConfig) -> Result<C, crate::config::ConfigError>,
+    options: impl Fn(&C) -> &crate::config::ServerOptions,
+    unknown: impl FnOnce(&crate::config::RawConfig) -> Vec<String>,
+    serve: impl FnOnce(C, crate::workers::Role) -> std::io::Result<()>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let loaded = crate::config::RawConfig::load(files).and_then(|raw| parse(&raw).map(|config| (raw, config)));
+    let (raw, config) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = options(&config).clone();
+    if let Err(e) = crate::logging::init(&opts.log) {
+        eprintln!("{program}: cannot open the log: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ignored = unknown(&raw);
+    let role = crate::workers::role(opts.workers);
+    if !ignored.is_empty() && role != crate::workers::Role::Worker {
+        log::warn!("ignoring options {program} does not use: {}", ignored.join(", "));
+    }
+    log::debug!("{program} {:?}: bind {}:{}, workers {}", role, opts.bind_host, opts.bind_port, opts.workers);
+    let result = match role {
+        crate::workers::Role::Supervisor(count) => crate::workers::supervise(count),
+        role => serve(config, role),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{program} stopped: {e}");
+            eprintln!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `server` on `listener` until SIGTERM (SIGINT too, except in workers, which ignore it).
+pub async fn run_server(server: actix_web::dev::Server, role: crate::workers::Role) -> std::io::Result<()> {
+    if role == crate::workers::Role::Worker {
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            crate::workers::worker_stop_signal().await;
+            handle.stop(true).await;
+        });
+    }
+    server.await
+}

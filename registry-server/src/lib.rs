@@ -8,6 +8,7 @@ pub mod routes;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use config::RegistryConfig;
 use db::Db;
+use glance_common::workers::{self, Role};
 use std::sync::Arc;
 
 /// What every request handler shares.
@@ -18,7 +19,7 @@ pub struct AppState {
 }
 
 /// Prepares the database (migrating when `db_auto_create` is set) and serves until SIGTERM.
-pub async fn run(config: RegistryConfig) -> std::io::Result<()> {
+pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
     let db = Db::new(&config.database, &config.pool);
     let auto_create = config.db_auto_create;
     let prepared = db.clone();
@@ -50,11 +51,13 @@ pub async fn run(config: RegistryConfig) -> std::io::Result<()> {
             .wrap(from_fn(glance_common::server::request_context))
             .configure(routes::configure)
     })
-    .workers(config.server.workers.max(1))
-    .shutdown_timeout(10)
-    .bind((config.server.bind_host.as_str(), config.server.bind_port))?;
+    .workers(workers::threads(config.server.workers))
+    .shutdown_timeout(10);
+    let server =
+        server.listen(workers::listen(&config.server.bind_host, config.server.bind_port, role == Role::Worker)?)?;
     for addr in server.addrs() {
         log::info!("glance-registry listening on http://{addr} ({:?})", config.database);
     }
-    server.run().await
+    let server = if role == Role::Worker { server.disable_signals() } else { server };
+    glance_common::server::run_server(server.run(), role).await
 }

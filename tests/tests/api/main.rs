@@ -3,6 +3,7 @@
 
 mod copy_from;
 mod misc;
+mod process;
 mod uploads;
 mod v1_api;
 mod versions;
