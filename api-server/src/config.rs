@@ -165,4 +165,13 @@ mod tests {
         let raw = RawConfig::from_pairs([("paste_deploy", "flavor", "bogus")]);
         assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains("flavor"));
     }
+
+    #[test]
+    fn the_annotated_sample_is_valid_and_fully_known() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/etc/glance-api.conf");
+        let raw = RawConfig::load(&[path]).expect("sample loads");
+        let c = ApiConfig::from_raw(&raw).expect("sample is valid");
+        assert_eq!((c.server.bind_port, c.server.workers), (9292, 0));
+        assert!(ApiConfig::unknown_options(&raw).is_empty(), "{:?}", ApiConfig::unknown_options(&raw));
+    }
 }

@@ -159,7 +159,7 @@ fn value_text(value: Value) -> String {
 pub struct ServerOptions {
     pub bind_host: String,
     pub bind_port: u16,
-    /// Worker threads serving requests; `0` means one.
+    /// Worker processes (see `workers`); `0` serves from this process.
     pub workers: usize,
     pub log: LogOptions,
 }
@@ -185,7 +185,7 @@ pub const SERVER_KEYS: &[(&str, &str)] = &[
 impl ServerOptions {
     pub fn from_raw(raw: &RawConfig, default_port: u16) -> Result<Self, ConfigError> {
         let d = DEFAULT_SECTION;
-        let workers = raw.get::<i64>(d, "workers", default_workers() as i64)?;
+        let workers = raw.get::<i64>(d, "workers", 0)?;
         if workers < 0 {
             return Err(raw.invalid(d, "workers", &workers.to_string(), "must be >= 0"));
         }
@@ -207,10 +207,6 @@ impl LogOptions {
         });
         Ok(Self { debug: raw.bool(d, "debug", false)?, verbose: raw.bool(d, "verbose", false)?, log_file })
     }
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 #[cfg(test)]

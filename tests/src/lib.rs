@@ -5,6 +5,7 @@
 //! with config files written into the temp dir, on free 127.0.0.1 ports; they are stopped with
 //! SIGTERM when dropped, and their logs are printed when a test fails.
 
+pub mod bench;
 pub mod db;
 pub mod http_source;
 pub mod process;

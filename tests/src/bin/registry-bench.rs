@@ -5,9 +5,10 @@
 
 use clap::Parser;
 use futures_util::future::join_all;
+use glance_tests::bench::measure;
 use glance_tests::{Engine, TestEnv};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
@@ -28,10 +29,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
-    println!(
-        "{:<9} {:<34} {:>7} {:>10} {:>9} {:>9} {:>7}",
-        "engine", "request", "clients", "req/s", "p50 ms", "p99 ms", "errors"
-    );
+    glance_tests::bench::print_header();
     for name in &args.engines {
         let engine = match name.as_str() {
             "sqlite" => Engine::Sqlite,
@@ -55,10 +53,12 @@ async fn main() {
         analyze(&env);
         for &clients in &args.clients {
             let detail = format!("{base}/images/detail?limit=25");
-            let report = measure(&http, clients, args.seconds, |_| detail.clone()).await;
+            let report = measure(&http, reqwest::Method::GET, clients, args.seconds, |_| detail.clone()).await;
             report.print(name, "GET /images/detail?limit=25", clients);
-            let report =
-                measure(&http, clients, args.seconds, |i| format!("{base}/images/{}", ids[i % ids.len()])).await;
+            let report = measure(&http, reqwest::Method::GET, clients, args.seconds, |i| {
+                format!("{base}/images/{}", ids[i % ids.len()])
+            })
+            .await;
             report.print(name, "GET /images/{id}", clients);
         }
     }
@@ -96,59 +96,4 @@ async fn seed(http: &reqwest::Client, base: &str, count: usize) -> Vec<String> {
         }
     }
     ids
-}
-
-struct Report {
-    latencies: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn print(mut self, engine: &str, request: &str, clients: usize) {
-        self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1));
-            self.latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
-        };
-        println!(
-            "{:<9} {:<34} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-            engine,
-            request,
-            clients,
-            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
-            pct(0.50),
-            pct(0.99),
-            self.errors
-        );
-    }
-}
-
-/// `clients` loops, each sending requests back to back for `seconds`.
-async fn measure(http: &reqwest::Client, clients: usize, seconds: f64, url: impl Fn(usize) -> String) -> Report {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let url = &url;
-    let loops = (0..clients).map(|c| async move {
-        let (mut latencies, mut errors, mut n) = (Vec::new(), 0, c * 7919);
-        while Instant::now() < deadline {
-            let t = Instant::now();
-            match http.get(url(n)).send().await {
-                Ok(r) if r.status().is_success() => {
-                    let _ = r.bytes().await;
-                    latencies.push(t.elapsed());
-                }
-                _ => errors += 1,
-            }
-            n += 1;
-        }
-        (latencies, errors)
-    });
-    let mut report = Report { latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
-    for (latencies, errors) in join_all(loops).await {
-        report.latencies.extend(latencies);
-        report.errors += errors;
-    }
-    report.elapsed = started.elapsed();
-    report
 }
