@@ -58,6 +58,9 @@ const KEYS: &[(&str, &str)] = &[
     ("image_format", "container_formats"),
     ("default", "disk_formats"),
     ("default", "container_formats"),
+    // v1 never shows locations, whatever these say; v2 will read them.
+    ("default", "show_image_direct_url"),
+    ("default", "show_multiple_locations"),
     ("default", "cert_file"),
     ("default", "key_file"),
     ("paste_deploy", "flavor"),

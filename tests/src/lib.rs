@@ -121,7 +121,7 @@ impl RegistryBuilder<'_> {
             ("DEFAULT.api_limit_max", "1000"),
             ("DEFAULT.limit_param_default", "25"),
             ("DEFAULT.owner_is_tenant", "True"),
-            ("DEFAULT.workers", "1"),
+            ("DEFAULT.workers", "0"),
             ("database.pool_timeout", "2"),
             ("paste_deploy.flavor", ""),
         ];
@@ -174,7 +174,7 @@ impl ApiBuilder<'_> {
             ("DEFAULT.debug", "True"),
             ("DEFAULT.bind_host", "127.0.0.1"),
             ("DEFAULT.registry_host", "127.0.0.1"),
-            ("DEFAULT.workers", "1"),
+            ("DEFAULT.workers", "0"),
             ("paste_deploy.flavor", ""),
         ]
         .iter()

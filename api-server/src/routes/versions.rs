@@ -71,7 +71,14 @@ pub async fn negotiation(
         }
         Negotiated::Versions => {
             log::debug!("Unknown version. Returning version choices.");
-            let response = document(req.request(), &st);
+            let mut response = document(req.request(), &st);
+            // Every response carries a request id, this one too (it never reaches the context).
+            if let Ok(id) = actix_web::http::header::HeaderValue::from_str(&glance_common::context::new_request_id()) {
+                response.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static(glance_common::context::REQUEST_ID_HEADER),
+                    id,
+                );
+            }
             Ok(req.into_response(response).map_into_right_body())
         }
     }

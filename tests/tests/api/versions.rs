@@ -71,7 +71,7 @@ async fn version_variations() {
 async fn request_ids_on_every_response() {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
     let c = Cluster::start(&env).await;
-    for path in ["/v1/images", "/v1/images/nope", "/v1/nowhere"] {
+    for path in ["/v1/images", "/v1/images/nope", "/v1/nowhere", "/", "/versions"] {
         let reply = c.http.get(path).await;
         assert!(reply.header("x-openstack-request-id").is_some_and(|id| id.starts_with("req-")), "{path}");
     }
