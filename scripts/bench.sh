@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmark kit: measures this machine's limits (disk, loopback, hashing) and glance-rs on the
+# embedded default in one run, prints a table and writes bench-results.json.
+#   scripts/bench.sh --quick     # about a minute
+#   scripts/bench.sh             # full sizes: 1 GiB image, 10,000 / 100,000 images (several minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-deps.sh
+cargo build --release --locked --bins
+exec "${CARGO_TARGET_DIR:-target}/release/bench" "$@"
