@@ -5,16 +5,19 @@
 
 use super::{Chunk, Download, StoreError, Stored, Upload};
 use md5::{Digest, Md5};
-use std::io::{ErrorKind, Write};
+use bytes::{Bytes, BytesMut};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use tokio_util::io::ReaderStream;
 
 #[derive(Debug, Clone)]
 pub struct FsStore {
     dir: PathBuf,
 }
 
-const CHUNK: usize = 256 * 1024;
+/// Write buffer of uploads.
+const CHUNK: usize = 1024 * 1024;
+/// Read size of downloads.
+const READ_CHUNK: usize = 1024 * 1024;
 
 impl FsStore {
     /// A store in `dir`, created if missing.
@@ -51,26 +54,33 @@ impl FsStore {
             let written = (|| {
                 let file = std::fs::File::create(&staging).map_err(write_error)?;
                 let mut out = std::io::BufWriter::with_capacity(CHUNK, file);
-                let (mut md5, mut size) = (Md5::new(), 0u64);
+                // md5 runs on a thread of its own, so hashing and writing use two cores.
+                let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(16);
+                let hasher = std::thread::spawn(move || {
+                    let mut md5 = Md5::new();
+                    for chunk in chunks {
+                        md5.update(&chunk);
+                    }
+                    hex::encode(md5.finalize())
+                });
+                let mut size = 0u64;
                 loop {
                     match upload.blocking_recv() {
                         Some(Chunk::Data(bytes)) => {
-                            md5.update(&bytes);
-                            out.write_all(&bytes).map_err(write_error)?;
                             size += bytes.len() as u64;
+                            let _ = to_hasher.send(bytes.clone());
+                            out.write_all(&bytes).map_err(write_error)?;
                         }
                         Some(Chunk::End) => break,
                         None => return Err(StoreError::Aborted),
                     }
                 }
+                drop(to_hasher);
                 let file = out.into_inner().map_err(|e| write_error(e.into_error()))?;
                 file.sync_all().map_err(write_error)?;
+                let checksum = hasher.join().map_err(|_| StoreError::Other("the md5 thread failed".into()))?;
                 std::fs::rename(&staging, &final_path).map_err(write_error)?;
-                Ok(Stored {
-                    location: format!("file://{}", final_path.display()),
-                    size,
-                    checksum: hex::encode(md5.finalize()),
-                })
+                Ok(Stored { location: format!("file://{}", final_path.display()), size, checksum })
             })();
             if written.is_err() {
                 let _ = std::fs::remove_file(&staging);
@@ -81,11 +91,37 @@ impl FsStore {
         .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
+    /// Streams the file: a blocking thread reads ahead in 1 MiB chunks into a short channel,
+    /// so the download never waits for one read at a time.
     pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
         let path = self.path_of(location)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| not_found(&path, e))?;
-        let size = file.metadata().await.map_err(|e| not_found(&path, e))?.len();
-        let body = ReaderStream::with_capacity(file, CHUNK);
+        let (mut file, size) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| not_found(&path, e))?;
+            let size = file.metadata().map_err(|e| not_found(&path, e))?.len();
+            Ok::<_, StoreError>((file, size))
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))??;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let mut buf = BytesMut::zeroed(READ_CHUNK);
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(Download { body: Box::pin(body), size: Some(size) })
     }
 
@@ -118,7 +154,6 @@ fn write_error(e: std::io::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use futures_util::StreamExt;
 
     async fn upload(store: &FsStore, id: &str, chunks: Vec<Chunk>) -> Result<Stored, StoreError> {
