@@ -4,8 +4,8 @@
 //! a crash or an aborted upload never leaves a partial image under the image's name.
 
 use super::{Chunk, Download, StoreError, Stored, Upload};
-use md5::{Digest, Md5};
 use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 

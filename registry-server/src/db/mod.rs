@@ -207,6 +207,9 @@ impl Db {
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
+            // A network database can drop connections (restart, failover): check each one on
+            // checkout. An embedded SQLite file cannot, and the check costs a query per request.
+            .test_on_check_out(url.engine != Engine::Sqlite)
             .min_idle(Some(0))
             .connection_timeout(opts.timeout)
             .idle_timeout(Some(opts.idle_timeout.max(Duration::from_secs(1))))

@@ -23,11 +23,14 @@ pub struct Rules {
 
 /// The image if it exists and the caller may see it; soft-deleted images only for admins.
 pub fn get_row(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult<ImageRow> {
-    let mut query = images::table.filter(images::id.eq(id)).into_boxed();
-    if !ctx.show_deleted() {
-        query = query.filter(images::deleted.eq(false));
-    }
-    let row = query.select(ImageRow::as_select()).first(conn).optional()?.ok_or_else(image_not_found)?;
+    // Fixed SQL (no boxed query), so diesel reuses the prepared statement: this is the hottest query.
+    let row = images::table
+        .filter(images::id.eq(id))
+        .select(ImageRow::as_select())
+        .first(conn)
+        .optional()?
+        .filter(|row| !row.deleted || ctx.show_deleted())
+        .ok_or_else(image_not_found)?;
     if !is_visible(conn, ctx, &row)? {
         return Err(image_not_found().into());
     }
@@ -45,24 +48,43 @@ pub fn with_details(conn: &mut DbConn, rows: Vec<ImageRow>) -> QueryResult<Vec<I
         return Ok(Vec::new());
     }
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    // One image (show) gets fixed SQL that diesel caches; a page gets one IN query per table.
+    let (props, locs): (Vec<PropertyRow>, Vec<LocationRow>) = match ids.as_slice() {
+        [id] => (
+            image_properties::table
+                .filter(image_properties::image_id.eq(*id))
+                .filter(image_properties::deleted.eq(false))
+                .order(image_properties::name)
+                .select(PropertyRow::as_select())
+                .load(conn)?,
+            image_locations::table
+                .filter(image_locations::image_id.eq(*id))
+                .filter(image_locations::deleted.eq(false))
+                .order(image_locations::id)
+                .select(LocationRow::as_select())
+                .load(conn)?,
+        ),
+        _ => (
+            image_properties::table
+                .filter(image_properties::image_id.eq_any(&ids))
+                .filter(image_properties::deleted.eq(false))
+                .order(image_properties::name)
+                .select(PropertyRow::as_select())
+                .load(conn)?,
+            image_locations::table
+                .filter(image_locations::image_id.eq_any(&ids))
+                .filter(image_locations::deleted.eq(false))
+                .order(image_locations::id)
+                .select(LocationRow::as_select())
+                .load(conn)?,
+        ),
+    };
     let mut properties: HashMap<String, Vec<PropertyRow>> = HashMap::new();
-    for p in image_properties::table
-        .filter(image_properties::image_id.eq_any(&ids))
-        .filter(image_properties::deleted.eq(false))
-        .order(image_properties::name)
-        .select(PropertyRow::as_select())
-        .load(conn)?
-    {
+    for p in props {
         properties.entry(p.image_id.clone()).or_default().push(p);
     }
     let mut locations: HashMap<String, Vec<LocationRow>> = HashMap::new();
-    for l in image_locations::table
-        .filter(image_locations::image_id.eq_any(&ids))
-        .filter(image_locations::deleted.eq(false))
-        .order(image_locations::id)
-        .select(LocationRow::as_select())
-        .load(conn)?
-    {
+    for l in locs {
         locations.entry(l.image_id.clone()).or_default().push(l);
     }
     Ok(rows
