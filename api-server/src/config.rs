@@ -32,6 +32,8 @@ pub struct ApiConfig {
     pub container_formats: Vec<String>,
     /// HTTPS when both `cert_file` and `key_file` are set.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// How long an upload may stall before it is abandoned.
+    pub client_socket_timeout: Duration,
 }
 
 /// Options glance-api reads; anything else in its files draws a warning.
@@ -61,11 +63,38 @@ const KEYS: &[(&str, &str)] = &[
     // v1 never shows locations, whatever these say; v2 will read them.
     ("default", "show_image_direct_url"),
     ("default", "show_multiple_locations"),
+    // Accepted only at their defaults (see refuse_unimplemented).
+    ("default", "property_protection_file"),
+    ("default", "property_protection_rule_format"),
+    ("default", "user_storage_quota"),
+    ("default", "delayed_delete"),
+    ("default", "metadata_encryption_key"),
+    ("default", "client_socket_timeout"),
     ("default", "cert_file"),
     ("default", "key_file"),
     ("paste_deploy", "flavor"),
     ("paste_deploy", "config_file"),
 ];
+
+/// Options whose absence of effect would be unsafe (protections not applied, data deleted at
+/// once): until they are implemented, setting them stops start-up instead of being ignored.
+fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
+    let d = DEFAULT_SECTION;
+    let not_yet = |key: &str, value: &str| raw.invalid(d, key, value, "not supported by this glance-api yet");
+    if let Some(file) = raw.string(d, "property_protection_file") {
+        return Err(not_yet("property_protection_file", &file));
+    }
+    if raw.get::<String>(d, "user_storage_quota", "0".into())?.trim_start_matches('0').trim() != "" {
+        return Err(not_yet("user_storage_quota", raw.text(d, "user_storage_quota").unwrap_or_default()));
+    }
+    if raw.bool(d, "delayed_delete", false)? {
+        return Err(not_yet("delayed_delete", "True"));
+    }
+    if raw.string(d, "metadata_encryption_key").is_some() {
+        log::warn!("metadata_encryption_key is not supported yet: locations are stored unencrypted");
+    }
+    Ok(())
+}
 
 impl ApiConfig {
     pub fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
@@ -101,6 +130,7 @@ impl ApiConfig {
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
         };
+        refuse_unimplemented(raw)?;
         Ok(Self {
             server: ServerOptions::from_raw(raw, DEFAULT_PORT)?,
             registry_host,
@@ -125,6 +155,7 @@ impl ApiConfig {
                 .unwrap_or_else(|| "default".into()),
             disk_formats: list("disk_formats", DEFAULT_DISK_FORMATS),
             container_formats: list("container_formats", DEFAULT_CONTAINER_FORMATS),
+            client_socket_timeout: Duration::from_secs(raw.get(d, "client_socket_timeout", 900)?),
             tls: match (raw.path(d, "cert_file"), raw.path(d, "key_file")) {
                 (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsFiles { cert_file, key_file }),
                 (None, None) => None,
@@ -159,6 +190,24 @@ mod tests {
         assert_eq!((c.server.bind_port, c.registry_port, c.default_store.as_str()), (9292, 9191, "file"));
         assert_eq!((c.image_size_cap, c.image_property_quota, c.image_member_quota), (1 << 40, 128, 128));
         assert_eq!(c.registry_host, "127.0.0.1");
+    }
+
+    #[test]
+    fn options_that_would_be_unsafe_to_ignore_stop_start_up() {
+        for (key, value) in [
+            ("property_protection_file", "/etc/glance/pp.conf"),
+            ("user_storage_quota", "100"),
+            ("delayed_delete", "True"),
+        ] {
+            let raw = RawConfig::from_pairs([("DEFAULT", key, value)]);
+            assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains(key), "{key}");
+        }
+        let defaults = RawConfig::from_pairs([
+            ("DEFAULT", "property_protection_file", ""),
+            ("DEFAULT", "user_storage_quota", "0"),
+            ("DEFAULT", "delayed_delete", "False"),
+        ]);
+        assert!(ApiConfig::from_raw(&defaults).is_ok());
     }
 
     #[test]

@@ -37,7 +37,14 @@ impl AppState {
                 config.filesystem_store_datadir.display()
             ))
         })?;
-        let http = store::http::HttpStore::new().map_err(std::io::Error::other)?;
+        // User-supplied URLs must not reach the registry (it trusts API nodes) or this API.
+        let denied = store::http::Denied {
+            endpoints: vec![
+                (config.registry_host.clone(), config.registry_port),
+                (config.server.bind_host.clone(), config.server.bind_port),
+            ],
+        };
+        let http = store::http::HttpStore::new(denied).map_err(std::io::Error::other)?;
         let policy =
             Policy::load(config.policy_file.clone(), &config.policy_default_rule).map_err(std::io::Error::other)?;
         let stores = Stores { fs, http, default_scheme: config.default_store.clone() };

@@ -47,7 +47,10 @@ impl RequestMeta {
         for (name, value) in headers {
             let name = name.as_str();
             let Some(rest) = name.strip_prefix(META) else { continue };
-            let value = value.to_str().map_err(|_| Error::bad_request(format!("Bad header: {name}")))?.trim();
+            // UTF-8, not just visible ASCII: image names and properties are often not English.
+            let value = std::str::from_utf8(value.as_bytes())
+                .map_err(|_| Error::bad_request(format!("Bad header: {name}")))?
+                .trim();
             let value = (!value.is_empty()).then(|| value.to_string());
             if let Some(key) = name.strip_prefix(PROPERTY) {
                 meta.properties.insert(key.replace('-', "_"), value);

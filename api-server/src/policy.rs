@@ -10,7 +10,7 @@ use glance_common::context::RequestContext;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,11 @@ pub enum Rule {
     Literal {
         field: String,
         value: String,
+    },
+    /// `'<literal>':%(<target field>)s`: a constant compared with the target.
+    LiteralMatch {
+        literal: String,
+        target: String,
     },
     Not(Box<Rule>),
     And(Vec<Rule>),
@@ -112,6 +117,17 @@ fn check(token: &str) -> Result<Rule, String> {
         _ => {}
     }
     let (kind, value) = token.split_once(':').ok_or_else(|| format!("'{token}' is not a check"))?;
+    let quoted = kind
+        .strip_prefix('\'')
+        .and_then(|k| k.strip_suffix('\''))
+        .or_else(|| kind.strip_prefix('"').and_then(|k| k.strip_suffix('"')));
+    if let Some(literal) = quoted {
+        let target = value
+            .strip_prefix("%(")
+            .and_then(|v| v.strip_suffix(")s"))
+            .ok_or_else(|| format!("'{token}': a quoted constant must be compared with a %(field)s of the target"))?;
+        return Ok(Rule::LiteralMatch { literal: literal.to_string(), target: target.to_string() });
+    }
     Ok(match kind {
         "role" => Rule::Role(value.to_lowercase()),
         "rule" => Rule::Rule(value.to_string()),
@@ -160,19 +176,14 @@ fn list_rule(alternatives: &[Value]) -> Result<Rule, String> {
     Ok(Rule::Or(any))
 }
 
-/// Loaded rules plus where they came from.
-#[derive(Debug)]
-struct Loaded {
-    rules: Rules,
-    mtime: Option<SystemTime>,
-}
-
 /// The policy enforcer shared by every request of a process.
 #[derive(Debug, Clone)]
 pub struct Policy {
     file: Option<PathBuf>,
     default_rule: String,
-    loaded: Arc<Mutex<Loaded>>,
+    rules: Arc<RwLock<Rules>>,
+    /// The file's mtime when it was last read.
+    mtime: Arc<Mutex<Option<SystemTime>>>,
 }
 
 /// Glance's built-in rules when no policy file exists.
@@ -195,33 +206,41 @@ impl Policy {
             rules.extend(parse_document(&text).map_err(|e| format!("{}: {e}", path.display()))?);
             mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         }
-        Ok(Self { file, default_rule: default_rule.to_string(), loaded: Arc::new(Mutex::new(Loaded { rules, mtime })) })
+        Ok(Self {
+            file,
+            default_rule: default_rule.to_string(),
+            rules: Arc::new(RwLock::new(rules)),
+            mtime: Arc::new(Mutex::new(mtime)),
+        })
     }
 
-    /// Re-reads the file if it changed since it was loaded.
-    fn refresh(&self, loaded: &mut Loaded) {
+    /// Re-reads the file if its mtime changed. The stat happens outside any lock; only the
+    /// (rare) reload takes the write lock, so checks do not queue behind each other.
+    fn refresh(&self) {
         let Some(path) = &self.file else { return };
         let Ok(mtime) = std::fs::metadata(path).and_then(|m| m.modified()) else { return };
-        if loaded.mtime == Some(mtime) {
-            return;
+        {
+            let mut seen = self.mtime.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == Some(mtime) {
+                return;
+            }
+            *seen = Some(mtime);
         }
-        loaded.mtime = Some(mtime);
         match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_document(&t)) {
             Ok(rules) => {
                 log::info!("reloaded policy rules from {}", path.display());
-                loaded.rules.extend(rules);
+                self.rules.write().unwrap_or_else(|p| p.into_inner()).extend(rules);
             }
             Err(e) => log::error!("policy file {} not reloaded, previous rules stay in force: {e}", path.display()),
         }
     }
 
-    /// Whether `ctx` may perform `action` on `target` (image fields such as `owner`).
+    /// Whether `ctx` may perform `action` on `target` (the image's fields and properties).
     pub fn allows(&self, action: &str, ctx: &RequestContext, target: &HashMap<&str, String>) -> bool {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        self.refresh(&mut loaded);
-        let rule = loaded.rules.get(action).or_else(|| loaded.rules.get(&self.default_rule));
-        match rule {
-            Some(rule) => eval(rule, &loaded.rules, ctx, target, 0),
+        self.refresh();
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner());
+        match rules.get(action).or_else(|| rules.get(&self.default_rule)) {
+            Some(rule) => eval(rule, &rules, ctx, target, 0),
             None => false,
         }
     }
@@ -258,6 +277,7 @@ fn eval(rule: &Rule, rules: &Rules, ctx: &RequestContext, target: &HashMap<&str,
             matches!((credential(c), target.get(t.as_str())), (Some(a), Some(b)) if a == *b)
         }
         Rule::Literal { field, value } => credential(field).is_some_and(|v| v == *value),
+        Rule::LiteralMatch { literal, target: t } => target.get(t.as_str()).is_some_and(|v| v == literal),
         Rule::Not(inner) => !eval(inner, rules, ctx, target, depth + 1),
         Rule::And(all) => all.iter().all(|r| eval(r, rules, ctx, target, depth + 1)),
         Rule::Or(any) => any.iter().any(|r| eval(r, rules, ctx, target, depth + 1)),
@@ -292,6 +312,22 @@ mod tests {
         assert!(!ev("either", &ctx(&[], Some("t2"))));
         assert!(!ev("nobody", &ctx(&["admin"], None)) && ev("anybody", &ctx(&[], None)));
         assert!(ev("old", &ctx(&["a", "b"], None)) && ev("old", &ctx(&["c"], None)) && !ev("old", &ctx(&["a"], None)));
+    }
+
+    #[test]
+    fn glance_docs_download_restriction() {
+        // policies.rst, "Restricting image downloads".
+        let rules = parse_document(
+            r#"{"download_image": "role:admin or rule:restricted",
+                "restricted": "not ('aki':%(container_format)s and role:_member_)"}"#,
+        )
+        .expect("rules");
+        let aki = HashMap::from([("container_format", "aki".to_string())]);
+        let bare = HashMap::from([("container_format", "bare".to_string())]);
+        let ev = |c: &RequestContext, t: &HashMap<&str, String>| eval(&rules["download_image"], &rules, c, t, 0);
+        assert!(!ev(&ctx(&["_member_"], Some("t")), &aki));
+        assert!(ev(&ctx(&["_member_"], Some("t")), &bare));
+        assert!(ev(&ctx(&["admin"], Some("t")), &aki));
     }
 
     #[test]

@@ -191,9 +191,11 @@ impl RegistryClient {
             .map_err(|e| Error::new(ErrorKind::BadGateway, "Unexpected response from the registry").with_source(e))
     }
 
+    /// Clients learn that the registry is unavailable; its address goes to the log only.
     fn transport_error(&self, err: reqwest::Error) -> Error {
-        let what = if err.is_timeout() { "did not answer in time" } else { "is unreachable" };
-        Error::unavailable(format!("The image registry at {} {what}", self.base)).with_source(err)
+        let what = if err.is_timeout() { "did not answer in time" } else { "is unavailable" };
+        Error::unavailable(format!("The image registry {what}; try again later"))
+            .with_source(format!("registry {}: {err}", self.base))
     }
 }
 

@@ -91,37 +91,34 @@ impl FsStore {
         .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
-    /// Streams the file: a blocking thread reads ahead in 1 MiB chunks into a short channel,
-    /// so the download never waits for one read at a time.
+    /// Streams the file in 1 MiB reads, each on the blocking pool: a slow or stalled client
+    /// holds no thread while it is not reading.
     pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
         let path = self.path_of(location)?;
-        let (mut file, size) = tokio::task::spawn_blocking(move || {
+        let (file, size) = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).map_err(|e| not_found(&path, e))?;
             let size = file.metadata().map_err(|e| not_found(&path, e))?.len();
             Ok::<_, StoreError>((file, size))
         })
         .await
         .map_err(|e| StoreError::Other(e.to_string()))??;
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-        tokio::task::spawn_blocking(move || {
-            loop {
+        let body = futures_util::stream::unfold(Some(file), |state| async move {
+            let mut file = state?;
+            let read = tokio::task::spawn_blocking(move || {
                 let mut buf = BytesMut::zeroed(READ_CHUNK);
-                match file.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                            return; // the client went away
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
+                let n = file.read(&mut buf)?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>((file, buf.freeze()))
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match read {
+                Ok((_, chunk)) if chunk.is_empty() => None,
+                Ok((file, chunk)) => Some((Ok(chunk), Some(file))),
+                Err(e) => Some((Err(e), None)),
             }
         });
-        let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(Download { body: Box::pin(body), size: Some(size) })
     }
 

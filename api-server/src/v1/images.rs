@@ -124,7 +124,15 @@ pub async fn download(
         return Ok(builder.finish());
     }
     let location = image.location.as_deref().ok_or_else(|| Error::not_found(format!("Image {id} has no data")))?;
-    let data = st.stores.get(location).await.map_err(crate::store::StoreError::into_error)?;
+    // Store errors name the location; users never see locations (LP #755916), so log it and
+    // answer with fixed texts.
+    let data = st.stores.get(location).await.map_err(|e| {
+        log::warn!(req = ctx.request_id.as_str(); "image {id}: data at {} unavailable: {e}", redact(location));
+        match e {
+            crate::store::StoreError::NotFound(_) => Error::not_found(format!("Image {id} data not found")),
+            _ => Error::new(ErrorKind::BadGateway, format!("Image {id} data is unavailable")),
+        }
+    })?;
     let size = data.size.or(image.size.map(|s| s as u64)).unwrap_or(0);
     builder.no_chunking(size);
     Ok(builder.streaming(data.body))
@@ -220,12 +228,15 @@ fn declared_size(headers: &HeaderMap, meta: &RequestMeta) -> Option<u64> {
 
 /// An external source (location or copy-from) must be a store we read, and never the API
 /// node's own files or Swift credentials from its config (LP #942118, #1334196, #1400966).
-fn check_external_source(source: &str) -> Result<Scheme, Error> {
+async fn check_external_source(st: &AppState, source: &str) -> Result<Scheme, Error> {
     let refused = || Error::bad_request(format!("External sources are not supported: '{}'", redact(source)));
     let scheme = source.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).ok_or_else(refused)?;
     match Scheme::parse(&scheme) {
+        // A missing source answers 404 at once (Glance Liberty's test_copy_from_http_nonexistent_
+        // location_url, seed 000) rather than Icehouse's 201 then `killed`: the client learns of
+        // its mistake immediately and no dead record is left behind.
         Some(Scheme::Http) => {
-            url::Url::parse(source).map_err(|_| Error::bad_request(format!("Invalid location {}", redact(source))))?;
+            st.stores.http.check(source).await.map_err(crate::store::StoreError::into_error)?;
             Ok(Scheme::Http)
         }
         _ => Err(refused()),
@@ -272,13 +283,13 @@ impl Sources {
     }
 
     /// At most one source, and an external one must be allowed; returns the external one.
-    fn check(&self) -> Result<Option<&str>, Error> {
+    async fn check(&self, st: &AppState) -> Result<Option<&str>, Error> {
         if [self.body, self.copy_from.is_some(), self.location.is_some()].iter().filter(|b| **b).count() > 1 {
             return Err(Error::bad_request("It's invalid to provide multiple image sources."));
         }
         let source = self.location.as_deref().or(self.copy_from.as_deref());
         if let Some(source) = source {
-            check_external_source(source)?;
+            check_external_source(st, source).await?;
         }
         Ok(source)
     }
@@ -345,7 +356,7 @@ pub async fn create(
     st.policy.enforce("add_image", &ctx, &target)?;
     sources.enforce(&st, &ctx, &target, patch.is_public == Some(true))?;
     check_property_quota(&st, meta.properties.len())?;
-    let source = sources.check()?;
+    let source = sources.check(&st).await?;
     let scheme = chosen_store(&st, &meta)?;
     if body_present || location.is_some() {
         validate_for_activation(&st, &patch, None)?;
@@ -460,7 +471,7 @@ pub async fn update(
     if body_present && current.status != "queued" {
         return Err(Error::conflict("Cannot upload to an unqueued image"));
     }
-    if sources.check()?.is_some() && current.status != "queued" {
+    if sources.check(&st).await?.is_some() && current.status != "queued" {
         return Err(Error::bad_request("Attempted to update Location field for an image not in queued status."));
     }
     let scheme = chosen_store(&st, &meta)?;
@@ -535,15 +546,26 @@ pub async fn delete(
         _ => {}
     }
     let deleted = ImagePatch { status: Some("deleted".into()), ..ImagePatch::default() };
-    st.registry.update(&ctx, &id, &deleted, false, None).await.map_err(|e| match e.kind() {
+    // The update returns the record as it is now: an upload that activated meanwhile is in it,
+    // and one that activates later fails its from_state check and removes its own data.
+    let marked = st.registry.update(&ctx, &id, &deleted, false, None).await.map_err(|e| match e.kind() {
         ErrorKind::Forbidden => Error::forbidden(format!("Forbidden to delete image: {}", e.message())),
         ErrorKind::NotFound => Error::not_found(format!("Failed to find image to delete: {}", e.message())),
         _ => e,
     })?;
-    for location in image.location_data.iter().map(|l| l.url.as_str()) {
-        if let Err(e) = st.stores.delete(location).await {
+    for location in marked.location_data.iter().map(|l| l.url.as_str()) {
+        match st.stores.delete(location).await {
             // Data already gone (removed behind our back) is not an error for a delete.
-            log::warn!(req = ctx.request_id.as_str(); "image {id}: data at {} not deleted: {e}", redact(location));
+            Ok(()) | Err(crate::store::StoreError::NotFound(_)) => {}
+            Err(e) => {
+                // Keep the record while its data exists: put the status back and report.
+                log::error!(req = ctx.request_id.as_str(); "image {id}: data at {} not deleted: {e}", redact(location));
+                let restore = ImagePatch { status: Some(image.status.clone()), ..ImagePatch::default() };
+                if let Err(err) = st.registry.update(&ctx, &id, &restore, false, Some("deleted")).await {
+                    log::error!(req = ctx.request_id.as_str(); "image {id}: status not restored: {err}");
+                }
+                return Err(e.into_error());
+            }
         }
     }
     st.registry.delete(&ctx, &id).await?;

@@ -44,14 +44,26 @@ pub fn json_response(status: u16, value: &serde_json::Value) -> HttpResponse {
         .body(glance_common::pyjson::to_string(value))
 }
 
-/// The fields policy rules may refer to (`%(owner)s` and friends).
-pub fn policy_target(image: &Image) -> HashMap<&'static str, String> {
-    let mut target = HashMap::new();
-    if let Some(owner) = &image.owner {
-        target.insert("owner", owner.clone());
-    }
+/// The target policy rules see: the image's properties, then its core fields (which win over a
+/// property of the same name), rendered as Glance renders them (`True`, `None`, numbers).
+pub fn policy_target(image: &Image) -> HashMap<&str, String> {
+    let mut target: HashMap<&str, String> =
+        image.properties.iter().map(|(k, v)| (k.as_str(), v.clone().unwrap_or_else(|| "None".into()))).collect();
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
+    let number = |v: Option<i64>| v.map_or_else(|| "None".into(), |n| n.to_string());
+    let boolean = |b: bool| if b { "True" } else { "False" }.to_string();
     target.insert("id", image.id.clone());
+    target.insert("name", text(&image.name));
     target.insert("status", image.status.clone());
-    target.insert("is_public", if image.is_public { "True" } else { "False" }.to_string());
+    target.insert("size", number(image.size));
+    target.insert("disk_format", text(&image.disk_format));
+    target.insert("container_format", text(&image.container_format));
+    target.insert("checksum", text(&image.checksum));
+    target.insert("min_disk", image.min_disk.to_string());
+    target.insert("min_ram", image.min_ram.to_string());
+    target.insert("is_public", boolean(image.is_public));
+    target.insert("protected", boolean(image.protected));
+    target.insert("deleted", boolean(image.deleted));
+    target.insert("owner", text(&image.owner));
     target
 }

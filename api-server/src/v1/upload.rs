@@ -28,7 +28,14 @@ where
     let pump = async move {
         let mut body = body;
         let mut total: u64 = 0;
-        while let Some(chunk) = body.next().await {
+        loop {
+            // A client that stops sending is dropped after client_socket_timeout, so a stalled
+            // upload cannot hold the store's writer thread forever.
+            let next = tokio::time::timeout(st.config.client_socket_timeout, body.next()).await.map_err(|_| {
+                log::info!("image {id}: upload stalled for {:?}", st.config.client_socket_timeout);
+                Error::bad_request("Client disconnected before sending all data to backend")
+            })?;
+            let Some(chunk) = next else { break };
             let bytes = chunk.map_err(|e| {
                 log::info!("image {id}: upload interrupted: {e}");
                 Error::bad_request("Client disconnected before sending all data to backend")

@@ -252,7 +252,25 @@ impl Db {
             let _turn = db.sqlite_writer.as_ref().map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             let mut pooled = db.checkout()?;
             let conn: &mut DbConn = &mut pooled;
-            conn.transaction(f)
+            match conn {
+                // BEGIN IMMEDIATE takes SQLite's write lock up front, so a writer in another
+                // process (workers, glance-manage) makes us wait (busy_timeout) instead of failing
+                // with SQLITE_BUSY when a read-then-write transaction tries to upgrade.
+                DbConn::Sqlite(_) => {
+                    conn.batch_execute("BEGIN IMMEDIATE")?;
+                    match f(conn) {
+                        Ok(value) => {
+                            conn.batch_execute("COMMIT")?;
+                            Ok(value)
+                        }
+                        Err(e) => {
+                            let _ = conn.batch_execute("ROLLBACK");
+                            Err(e)
+                        }
+                    }
+                }
+                _ => conn.transaction(f),
+            }
         })
         .await
         .map_err(Error::internal)?

@@ -4,6 +4,7 @@
 mod copy_from;
 mod misc;
 mod process;
+mod security;
 mod uploads;
 mod v1_api;
 mod versions;

@@ -87,11 +87,28 @@ async fn admin_owner_member_stranger(env: TestEnv) {
         json!({"members": [{"member_id": "tenant-b", "can_share": true}]})
     );
 
+    // A caller with no tenant and no admin role sees public images only, shared or not.
+    let nobody = base.as_user("nobody:none:member");
+    assert_eq!(nobody.ids("/images/detail").await, vec![public.clone()]);
+
     // Deleted images: admins see them, owners get 404.
     owner.delete(&format!("/images/{private}")).await.expect(200);
     owner.get(&format!("/images/{private}")).await.expect(404);
     assert_eq!(admin.get(&format!("/images/{private}")).await.expect(200).json()["image"]["deleted"], true);
     owner.delete(&format!("/images/{private}")).await.expect(404);
+
+    // Paging with changes-since may end a page on a deleted image: it is a valid marker then.
+    let since = owner
+        .get("/images/detail?changes-since=2000-01-01&sort_key=name&sort_dir=asc&limit=1")
+        .await
+        .expect(200)
+        .json();
+    let first = since["images"][0]["id"].as_str().expect("id").to_string();
+    assert_eq!(first, private, "the deleted image sorts first by name ('private' < 'public' < 'renamed')");
+    owner
+        .get(&format!("/images/detail?changes-since=2000-01-01&sort_key=name&sort_dir=asc&limit=1&marker={first}"))
+        .await
+        .expect(200);
 }
 
 async fn trusted_auth_headers(env: TestEnv) {

@@ -23,13 +23,18 @@ pub struct Rules {
 
 /// The image if it exists and the caller may see it; soft-deleted images only for admins.
 pub fn get_row(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult<ImageRow> {
+    get_row_showing(conn, ctx, id, false)
+}
+
+/// As [`get_row`]; `show_deleted` also shows soft-deleted images to non-admins.
+pub fn get_row_showing(conn: &mut DbConn, ctx: &RequestContext, id: &str, show_deleted: bool) -> QueryResult<ImageRow> {
     // Fixed SQL (no boxed query), so diesel reuses the prepared statement: this is the hottest query.
     let row = images::table
         .filter(images::id.eq(id))
         .select(ImageRow::as_select())
         .first(conn)
         .optional()?
-        .filter(|row| !row.deleted || ctx.show_deleted())
+        .filter(|row| !row.deleted || show_deleted || ctx.show_deleted())
         .ok_or_else(image_not_found)?;
     if !is_visible(conn, ctx, &row)? {
         return Err(image_not_found().into());

@@ -188,7 +188,8 @@ pub fn list(conn: &mut DbConn, ctx: &RequestContext, q: &ListQuery) -> QueryResu
     let marker = match &q.marker {
         None => None,
         Some(id) => Some(
-            super::images::get_row(conn, ctx, id)
+            // A listing that shows deleted rows must accept a deleted marker too.
+            super::images::get_row_showing(conn, ctx, id, q.changes_since.is_some() || q.deleted == Some(true))
                 .map_err(|_| Error::bad_request("Invalid marker. Image could not be found."))?,
         ),
     };
@@ -208,7 +209,10 @@ pub fn list(conn: &mut DbConn, ctx: &RequestContext, q: &ListQuery) -> QueryResu
                                 .select(image_members::image_id),
                         )),
                 ),
-                // No tenant (the unauthenticated admin): public images and any image shared at all.
+                // No tenant, not admin: public images only.
+                None if !ctx.is_admin => query.filter(images::is_public.eq(true)),
+                // The unauthenticated admin (no tenant): public images and any image shared at all,
+                // as Glance lists for it.
                 None => query.filter(
                     images::is_public.eq(true).or(images::id.eq_any(live_members.select(image_members::image_id))),
                 ),
