@@ -5,8 +5,9 @@
 
 use super::{Chunk, Download, StoreError, Stored, Upload};
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use md5::{Digest, Md5};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -91,8 +92,8 @@ impl FsStore {
         .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
-    /// Streams the file in 1 MiB reads, each on the blocking pool: a slow or stalled client
-    /// holds no thread while it is not reading.
+    /// Streams the file in 1 MiB positioned reads, each on the blocking pool, two in flight
+    /// (read-ahead): a slow or stalled client holds no thread while it is not reading.
     pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
         let path = self.path_of(location)?;
         let (file, size) = tokio::task::spawn_blocking(move || {
@@ -102,23 +103,26 @@ impl FsStore {
         })
         .await
         .map_err(|e| StoreError::Other(e.to_string()))??;
-        let body = futures_util::stream::unfold(Some(file), |state| async move {
-            let mut file = state?;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = BytesMut::zeroed(READ_CHUNK);
-                let n = file.read(&mut buf)?;
-                buf.truncate(n);
-                Ok::<_, std::io::Error>((file, buf.freeze()))
+        let file = std::sync::Arc::new(file);
+        let chunks = size.div_ceil(READ_CHUNK as u64);
+        let body = futures_util::stream::iter(0..chunks)
+            .map(move |i| {
+                let file = file.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        use std::os::unix::fs::FileExt;
+                        let offset = i * READ_CHUNK as u64;
+                        let len = (size - offset).min(READ_CHUNK as u64) as usize;
+                        let mut buf = BytesMut::zeroed(len);
+                        file.read_exact_at(&mut buf, offset)?;
+                        Ok(buf.freeze())
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                }
             })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-            match read {
-                Ok((_, chunk)) if chunk.is_empty() => None,
-                Ok((file, chunk)) => Some((Ok(chunk), Some(file))),
-                Err(e) => Some((Err(e), None)),
-            }
-        });
+            .buffered(2);
         Ok(Download { body: Box::pin(body), size: Some(size) })
     }
 
@@ -151,7 +155,6 @@ fn write_error(e: std::io::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     async fn upload(store: &FsStore, id: &str, chunks: Vec<Chunk>) -> Result<Stored, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
