@@ -44,6 +44,49 @@ pub struct Image {
     pub location_data: Vec<LocationData>,
 }
 
+/// An image as users see it: every field but the locations (LP #755916).
+pub struct PublicImage<'a>(pub &'a Image);
+
+impl Serialize for PublicImage<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let i = self.0;
+        let time = |t: &NaiveDateTime| timeutil::isoformat(t);
+        let mut m = s.serialize_struct("Image", 18)?;
+        m.serialize_field("id", &i.id)?;
+        m.serialize_field("name", &i.name)?;
+        m.serialize_field("status", &i.status)?;
+        m.serialize_field("size", &i.size)?;
+        m.serialize_field("virtual_size", &i.virtual_size)?;
+        m.serialize_field("disk_format", &i.disk_format)?;
+        m.serialize_field("container_format", &i.container_format)?;
+        m.serialize_field("checksum", &i.checksum)?;
+        m.serialize_field("min_disk", &i.min_disk)?;
+        m.serialize_field("min_ram", &i.min_ram)?;
+        m.serialize_field("is_public", &i.is_public)?;
+        m.serialize_field("owner", &i.owner)?;
+        m.serialize_field("protected", &i.protected)?;
+        m.serialize_field("deleted", &i.deleted)?;
+        m.serialize_field("deleted_at", &i.deleted_at.as_ref().map(time))?;
+        m.serialize_field("created_at", &time(&i.created_at))?;
+        m.serialize_field("updated_at", &time(&i.updated_at))?;
+        m.serialize_field("properties", &i.properties)?;
+        m.end()
+    }
+}
+
+/// `{"<key>": value}` without building a JSON tree first (bodies such as `{"images": [...]}`).
+pub struct Keyed<'a, T: ?Sized>(pub &'static str, pub &'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Keyed<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.0, self.1)?;
+        m.end()
+    }
+}
+
 /// One of an image's locations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocationData {
@@ -207,6 +250,23 @@ mod tests {
         assert_eq!(p.disk_format, None);
         let back = serde_json::to_value(&p).expect("json");
         assert_eq!(back, serde_json::json!({"name": null, "size": 5}));
+    }
+
+    #[test]
+    fn public_view_has_no_locations() {
+        let image: Image = serde_json::from_value(serde_json::json!({
+            "id": "x", "name": null, "status": "active", "size": 1, "virtual_size": null, "disk_format": "raw",
+            "container_format": "bare", "checksum": null, "min_disk": 0, "min_ram": 0, "is_public": true, "owner": null,
+            "protected": false, "deleted": false, "deleted_at": null, "created_at": "2014-06-01T10:00:00.123456",
+            "updated_at": "2014-06-01T10:00:00", "properties": {"a": "b"}, "location": "file:///secret",
+            "location_data": [{"url": "file:///secret", "metadata": {}}]}))
+        .expect("image");
+        let text = serde_json::to_string(&Keyed("image", &PublicImage(&image))).expect("json");
+        assert!(!text.contains("secret") && !text.contains("location"), "{text}");
+        assert!(
+            text.starts_with(r#"{"image":{"id":"x""#) && text.contains(r#""created_at":"2014-06-01T10:00:00.123456""#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Timestamps as Glance writes and reads them: naive UTC, Python's `isoformat()` on the wire.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 
 /// Now, truncated to microseconds: what every SQL engine we support stores exactly.
 pub fn now() -> NaiveDateTime {
@@ -10,11 +10,21 @@ pub fn now() -> NaiveDateTime {
 
 /// Python's `datetime.isoformat()`: `YYYY-MM-DDTHH:MM:SS[.ffffff]`, no zone.
 pub fn isoformat(t: &NaiveDateTime) -> String {
-    if t.nanosecond() / 1000 == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    // Written by hand: chrono's strftime interpretation showed up in listing profiles.
+    let (date, micros) = (t.date(), t.nanosecond() / 1000);
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        date.year(),
+        date.month(),
+        date.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if micros != 0 {
+        out.push_str(&format!(".{micros:06}"));
     }
+    out
 }
 
 /// ISO 8601 in the forms oslo's `parse_isotime` accepted (`2014-01-01`, `20140101`,

@@ -8,9 +8,8 @@ use crate::store::{Scheme, redact};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_common::context::RequestContext;
-use glance_common::model::{Image, ImagePatch, ImageSummary, validate_formats};
+use glance_common::model::{Image, ImagePatch, ImageSummary, Keyed, PublicImage, validate_formats};
 use glance_common::{Error, ErrorKind};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// Query parameters the API checks before passing them to the registry.
@@ -39,25 +38,15 @@ fn list_params(req: &HttpRequest) -> Result<Vec<(String, String)>, Error> {
 pub async fn index(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     st.policy.enforce("get_images", &ctx, &Default::default())?;
     let images: Vec<ImageSummary> = st.registry.list(&ctx, &list_params(&req)?).await?;
-    Ok(json_response(200, &json!({ "images": images })))
+    Ok(json_response(200, &Keyed("images", &images)))
 }
 
 /// `GET /v1/images/detail`: full records, without locations.
 pub async fn detail(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     st.policy.enforce("get_images", &ctx, &Default::default())?;
     let images = st.registry.list_detail(&ctx, &list_params(&req)?).await?;
-    let images: Vec<Value> = images.iter().map(public_view).collect();
-    Ok(json_response(200, &json!({ "images": images })))
-}
-
-/// The image as v1 shows it to users: never its locations (LP #755916).
-pub fn public_view(image: &Image) -> Value {
-    let mut value = serde_json::to_value(image).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.remove("location");
-        map.remove("location_data");
-    }
-    value
+    let public: Vec<PublicImage<'_>> = images.iter().map(PublicImage).collect();
+    Ok(json_response(200, &Keyed("images", &public)))
 }
 
 async fn fetch(st: &AppState, ctx: &RequestContext, id: &str) -> Result<Image, Error> {
@@ -402,7 +391,7 @@ pub async fn create(
     let mut builder = with_image_headers(&req, &image, 201);
     Ok(builder
         .content_type("application/json")
-        .body(glance_common::pyjson::to_string(&json!({"image": public_view(&image)}))))
+        .body(glance_common::pyjson::to_string(&Keyed("image", &PublicImage(&image)))))
 }
 
 /// Points a queued image at data that already exists elsewhere and activates it.
@@ -525,7 +514,7 @@ pub async fn update(
     let mut builder = with_image_headers(&req, &image, 200);
     Ok(builder
         .content_type("application/json")
-        .body(glance_common::pyjson::to_string(&json!({"image": public_view(&image)}))))
+        .body(glance_common::pyjson::to_string(&Keyed("image", &PublicImage(&image)))))
 }
 
 /// `DELETE /v1/images/{id}`: delete the image and its data.

@@ -4,9 +4,9 @@ use super::{json_response, policy_target};
 use crate::AppState;
 use actix_web::{HttpResponse, web};
 use glance_common::context::RequestContext;
-use glance_common::model::{Image, Membership};
+use glance_common::model::{Image, Keyed, Membership};
 use glance_common::{Error, ErrorKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The image, unless it is gone: deleted images have no members to show or change.
 async fn live_image(st: &AppState, ctx: &RequestContext, id: &str) -> Result<Image, Error> {
@@ -50,7 +50,7 @@ pub async fn index(id: web::Path<String>, ctx: RequestContext, st: web::Data<App
     st.policy.enforce("get_members", &ctx, &Default::default())?;
     live_image(&st, &ctx, &id).await?;
     let members = st.registry.members(&ctx, &id).await?;
-    Ok(json_response(200, &json!({ "members": members })))
+    Ok(json_response(200, &Keyed("members", &members)))
 }
 
 /// `PUT /v1/images/{id}/members/{member}`, with an optional `{"member": {"can_share": b}}`.
@@ -124,5 +124,5 @@ pub async fn shared_images(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let shared = st.registry.shared_images(&ctx, &member).await?;
-    Ok(json_response(200, &json!({ "shared_images": shared })))
+    Ok(json_response(200, &Keyed("shared_images", &shared)))
 }

@@ -38,7 +38,7 @@ async fn detail_head() -> HttpResponse {
 }
 
 /// A JSON response in Python's spacing (clients compare some bodies as strings).
-pub fn json_response(status: u16, value: &serde_json::Value) -> HttpResponse {
+pub fn json_response<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
         .content_type("application/json")
         .body(glance_common::pyjson::to_string(value))

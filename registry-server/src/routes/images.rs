@@ -10,7 +10,6 @@ use glance_common::Error;
 use glance_common::context::RequestContext;
 use glance_common::model::ImagePatch;
 use serde::Deserialize;
-use serde_json::json as j;
 
 #[derive(Deserialize)]
 struct CreateBody {
@@ -32,7 +31,7 @@ async fn page(req: &HttpRequest, ctx: &RequestContext, st: &AppState) -> Result<
 pub async fn index(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let (query, ctx) = page(&req, &ctx, &st).await?;
     let rows = st.db.read(move |c| list(c, &ctx, &query)).await?;
-    Ok(json(j!({"images": rows.iter().map(ImageRow::summary).collect::<Vec<_>>()})))
+    Ok(json("images", &rows.iter().map(ImageRow::summary).collect::<Vec<_>>()))
 }
 
 /// `GET /images/detail`: full records with properties.
@@ -45,12 +44,12 @@ pub async fn detail(req: HttpRequest, ctx: RequestContext, st: web::Data<AppStat
             images::with_details(c, rows)
         })
         .await?;
-    Ok(json(j!({"images": images})))
+    Ok(json("images", &images))
 }
 
 pub async fn show(id: web::Path<String>, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let image = st.db.read(move |c| images::get(c, &ctx, &id)).await?;
-    Ok(json(j!({"image": image})))
+    Ok(json("image", &image))
 }
 
 pub async fn create(body: web::Bytes, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
@@ -59,7 +58,7 @@ pub async fn create(body: web::Bytes, ctx: RequestContext, st: web::Data<AppStat
     let request_id = ctx.request_id.clone();
     let image = st.db.write(move |c| images::create(c, &ctx, body.image, &rules)).await?;
     log::info!(req = request_id.as_str(); "created image {} ({})", image.id, image.status);
-    Ok(json(j!({"image": image})))
+    Ok(json("image", &image))
 }
 
 pub async fn update(
@@ -78,7 +77,7 @@ pub async fn update(
         .db
         .write(move |c| images::update(c, &ctx, &id, body.image, purge, body.from_state.as_deref(), &rules))
         .await?;
-    Ok(json(j!({"image": image})))
+    Ok(json("image", &image))
 }
 
 pub async fn delete(
@@ -87,5 +86,5 @@ pub async fn delete(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let image = st.db.write(move |c| images::destroy(c, &ctx, &id)).await?;
-    Ok(json(j!({"image": image})))
+    Ok(json("image", &image))
 }

@@ -8,7 +8,6 @@ use glance_common::Error;
 use glance_common::context::RequestContext;
 use glance_common::model::Membership;
 use serde::Deserialize;
-use serde_json::json as j;
 
 const INVALID: &str = "Invalid membership association";
 
@@ -29,7 +28,7 @@ struct CanShare {
 
 pub async fn index(id: web::Path<String>, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let members = st.db.read(move |c| members::list(c, &ctx, &id)).await?;
-    Ok(json(j!({"members": members})))
+    Ok(json("members", &members))
 }
 
 pub async fn replace(
@@ -72,5 +71,5 @@ pub async fn remove(
 
 pub async fn shared_images(member: web::Path<String>, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let shared = st.db.read(move |c| members::shared_with(c, &member)).await?;
-    Ok(json(j!({"shared_images": shared})))
+    Ok(json("shared_images", &shared))
 }

@@ -37,6 +37,10 @@ fn json_body<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<T, Error
     serde_json::from_value(value).map_err(|e| Error::bad_request(format!("{context}: {e}")))
 }
 
-fn json(value: serde_json::Value) -> HttpResponse {
-    HttpResponse::Ok().json(value)
+/// `{"<key>": value}` as the 200 response, serialized straight from the typed value.
+fn json<T: serde::Serialize + ?Sized>(key: &'static str, value: &T) -> HttpResponse {
+    match serde_json::to_vec(&glance_common::model::Keyed(key, value)) {
+        Ok(body) => HttpResponse::Ok().content_type("application/json").body(body),
+        Err(e) => actix_web::ResponseError::error_response(&Error::internal(e)),
+    }
 }
