@@ -34,6 +34,10 @@ pub fn parse_isotime(text: &str) -> Option<NaiveDateTime> {
     if text.is_empty() {
         return None;
     }
+    // Our own isoformat (what the registry sends) first, without strftime interpretation.
+    if let Ok(t) = text.parse::<NaiveDateTime>() {
+        return Some(t);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.naive_utc());
     }

@@ -10,24 +10,44 @@ use glance_common::model::Image;
 use std::collections::HashMap;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // One resource per path with its methods: fewer patterns for the router to try per request.
+    let not_allowed = || web::route().to(glance_common::server::method_not_allowed);
     cfg.service(
         web::scope("/v1")
-            .route("", web::get().to(images::index))
-            .route("/", web::get().to(images::index))
-            .route("/images", web::get().to(images::index))
-            .route("/images", web::post().to(images::create))
-            .route("/images/detail", web::get().to(images::detail))
-            .route("/images/detail", web::head().to(detail_head))
-            .route("/images/{id}", web::head().to(images::head))
-            .route("/images/{id}", web::get().to(images::download))
-            .route("/images/{id}", web::put().to(images::update))
-            .route("/images/{id}", web::delete().to(images::delete))
-            .route("/images/{id}/members", web::get().to(members::index))
-            .route("/images/{id}/members", web::put().to(members::replace))
-            .route("/images/{id}/members/{member}", web::put().to(members::add))
-            .route("/images/{id}/members/{member}", web::delete().to(members::remove))
-            .route("/images/{id}/members/{member}", web::route().to(glance_common::server::method_not_allowed))
-            .route("/shared-images/{member}", web::route().to(members::shared_images))
+            .service(web::resource(["", "/"]).route(web::get().to(images::index)))
+            .service(
+                web::resource("/images")
+                    .route(web::get().to(images::index))
+                    .route(web::post().to(images::create))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/images/detail")
+                    .route(web::get().to(images::detail))
+                    .route(web::head().to(detail_head))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/images/{id}")
+                    .route(web::head().to(images::head))
+                    .route(web::get().to(images::download))
+                    .route(web::put().to(images::update))
+                    .route(web::delete().to(images::delete))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/images/{id}/members")
+                    .route(web::get().to(members::index))
+                    .route(web::put().to(members::replace))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/images/{id}/members/{member}")
+                    .route(web::put().to(members::add))
+                    .route(web::delete().to(members::remove))
+                    .route(not_allowed()),
+            )
+            .service(web::resource("/shared-images/{member}").route(web::route().to(members::shared_images)))
             .default_service(web::to(glance_common::server::not_found)),
     );
 }
