@@ -56,7 +56,7 @@ impl FsStore {
                 let file = std::fs::File::create(&staging).map_err(write_error)?;
                 let mut out = std::io::BufWriter::with_capacity(CHUNK, file);
                 // md5 runs on a thread of its own, so hashing and writing use two cores.
-                let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(16);
+                let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(4);
                 let hasher = std::thread::spawn(move || {
                     let mut md5 = Md5::new();
                     for chunk in chunks {

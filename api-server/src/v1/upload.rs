@@ -9,6 +9,9 @@ use glance_common::context::RequestContext;
 use glance_common::model::{Image, ImagePatch};
 use glance_common::{Error, ErrorKind};
 
+/// Size of the chunks handed to a store.
+const BATCH: usize = 1024 * 1024;
+
 /// What the client declared about the data, checked against what arrived.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
@@ -23,11 +26,15 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+    // A few batches in flight: enough to keep the writer busy, little memory per upload.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
     let store = st.stores.put(scheme, id, rx);
     let pump = async move {
         let mut body = body;
         let mut total: u64 = 0;
+        // Socket reads arrive in small pieces; batching them into ~1 MiB chunks costs one copy
+        // and saves the store (and its hashing thread) thousands of hand-offs per gigabyte.
+        let mut batch = bytes::BytesMut::with_capacity(BATCH);
         loop {
             // A client that stops sending is dropped after client_socket_timeout, so a stalled
             // upload cannot hold the store's writer thread forever.
@@ -47,9 +54,22 @@ where
                     format!("Denying attempt to upload image larger than {cap} bytes."),
                 ));
             }
-            if tx.send(Chunk::Data(bytes)).await.is_err() {
-                return Ok(()); // the store stopped; its error tells why
+            if !batch.is_empty() && batch.len() + bytes.len() > BATCH {
+                let full = std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(BATCH));
+                if tx.send(Chunk::Data(full.freeze())).await.is_err() {
+                    return Ok(()); // the store stopped; its error tells why
+                }
             }
+            if bytes.len() >= BATCH {
+                if tx.send(Chunk::Data(bytes)).await.is_err() {
+                    return Ok(());
+                }
+            } else {
+                batch.extend_from_slice(&bytes); // fits: the batch never outgrows BATCH
+            }
+        }
+        if !batch.is_empty() && tx.send(Chunk::Data(batch.freeze())).await.is_err() {
+            return Ok(());
         }
         let _ = tx.send(Chunk::End).await;
         Ok(())
