@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         ApiConfig::from_raw,
         |c| &c.server,
         ApiConfig::unknown_options,
+        |_| Ok(()),
         |config, role| {
             log::debug!(
                 "registry {}, flavor {:?}, default_store {}, filesystem_store_datadir {}, image_size_cap {}, tls {}",

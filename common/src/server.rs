@@ -78,14 +78,16 @@ pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, Error> {
     Err(Error::new(crate::ErrorKind::MethodNotAllowed, "The method is not allowed for this resource."))
 }
 
-/// The start of every server binary: `--config-file` → config → logging → warnings, then
-/// serve in the process role `workers` asks for (see [`crate::workers`]).
+/// The start of every server binary: `--config-file` → config → logging → warnings →
+/// `prepare` (not in workers) → serve in the process role `workers` asks for
+/// (see [`crate::workers`]).
 pub fn main<C>(
     program: &str,
     files: &[std::path::PathBuf],
     parse: impl FnOnce(&crate::config::RawConfig) -> Result<C, crate::config::ConfigError>,
     options: impl Fn(&C) -> &crate::config::ServerOptions,
     unknown: impl FnOnce(&crate::config::RawConfig) -> Vec<String>,
+    prepare: impl FnOnce(&C) -> std::io::Result<()>,
     serve: impl FnOnce(C, crate::workers::Role) -> std::io::Result<()>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
@@ -108,10 +110,12 @@ pub fn main<C>(
         log::warn!("ignoring options {program} does not use: {}", ignored.join(", "));
     }
     log::debug!("{program} {:?}: bind {}:{}, workers {}", role, opts.bind_host, opts.bind_port, opts.workers);
-    let result = match role {
+    // Once per service, before any worker starts (schema migrations must not race each other).
+    let prepared = if role == crate::workers::Role::Worker { Ok(()) } else { prepare(&config) };
+    let result = prepared.and_then(|()| match role {
         crate::workers::Role::Supervisor(count) => crate::workers::supervise(count),
         role => serve(config, role),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,25 +18,25 @@ pub struct AppState {
     pub config: Arc<RegistryConfig>,
 }
 
-/// Prepares the database (migrating when `db_auto_create` is set) and serves until SIGTERM.
-pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
+/// Checks the database and, with `db_auto_create`, migrates it. Runs once per service (in the
+/// supervisor when there are workers), before anything serves.
+pub fn prepare(config: &RegistryConfig) -> std::io::Result<()> {
     let db = Db::new(&config.database, &config.pool);
-    let auto_create = config.db_auto_create;
-    let prepared = db.clone();
-    let prepare = actix_web::web::block(move || {
-        prepared.check_blocking()?;
-        if auto_create {
-            let applied = prepared.migrate_blocking()?;
+    let prepared = db.check_blocking().and_then(|()| {
+        if config.db_auto_create {
+            let applied = db.migrate_blocking()?;
             log::info!("auto-created the registry database ({} migrations applied)", applied.len());
         } else {
             log::info!("not auto-creating the registry database");
         }
-        Ok::<_, glance_common::Error>(())
-    })
-    .await
-    .map_err(std::io::Error::other)?;
-    prepare.map_err(|e| std::io::Error::other(format!("database {:?}: {e}", config.database)))?;
+        Ok(())
+    });
+    prepared.map_err(|e| std::io::Error::other(format!("database {:?}: {e}", config.database)))
+}
 
+/// Serves until SIGTERM (the database was prepared by [`prepare`]).
+pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
+    let db = Db::new(&config.database, &config.pool);
     let state = AppState { db, config: Arc::new(config.clone()) };
     let context = web::Data::new(config.context.clone());
     let server = HttpServer::new(move || {

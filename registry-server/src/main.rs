@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         RegistryConfig::from_raw,
         |c| &c.server,
         RegistryConfig::unknown_options,
+        glance_registry::prepare,
         |config, role| {
             log::debug!(
                 "database {:?}, db_auto_create {}, flavor {:?}, api_limit_max {}, limit_param_default {}",

@@ -127,3 +127,17 @@ async fn sigterm_stops_and_restart_reuses_the_port() {
     reg.restart().await;
     assert_eq!(http.ids("/images").await.len(), 1);
 }
+
+/// With workers, the schema is created once, by the supervisor, before any worker starts.
+#[tokio::test]
+async fn auto_create_with_workers_migrates_once() {
+    let env = TestEnv::new(glance_tests::Engine::Sqlite).expect("sqlite");
+    let reg = env.registry().option("DEFAULT.db_auto_create", "True").option("DEFAULT.workers", "3").start().await;
+    let http = Http::new(reg.url());
+    for i in 0..6 {
+        http.create(serde_json::json!({"name": format!("w{i}"), "is_public": true})).await;
+    }
+    assert_eq!(http.ids("/images").await.len(), 6);
+    let log = std::fs::read_to_string(&reg.log_file).expect("log");
+    assert_eq!(log.matches("auto-created the registry database").count(), 1, "{log}");
+}
