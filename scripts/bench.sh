@@ -6,5 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
+# wrk measures request rates with far less CPU than an in-process client (optional).
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  ($SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null 2>&1) \
+    || echo "bench: wrk not installed; request rates use the built-in client"
+fi
 cargo build --release --locked --bins
 exec "${CARGO_TARGET_DIR:-target}/release/bench" "$@"

@@ -74,7 +74,10 @@ pub async fn run(config: ApiConfig, role: Role) -> std::io::Result<()> {
             .configure(routes::configure)
     })
     .workers(workers::threads(config.server.workers))
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    // Longer than the registry client's pool idle timeout (30 s): the server never closes a
+    // keep-alive connection that a client is about to reuse.
+    .keep_alive(std::time::Duration::from_secs(75));
     let listener = workers::listen(&config.server.bind_host, config.server.bind_port, role == Role::Worker)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = match tls {

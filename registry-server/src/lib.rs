@@ -52,7 +52,10 @@ pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
             .configure(routes::configure)
     })
     .workers(workers::threads(config.server.workers))
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    // Longer than the registry client's pool idle timeout (30 s): the server never closes a
+    // keep-alive connection that a client is about to reuse.
+    .keep_alive(std::time::Duration::from_secs(75));
     let server =
         server.listen(workers::listen(&config.server.bind_host, config.server.bind_port, role == Role::Worker)?)?;
     for addr in server.addrs() {
