@@ -20,9 +20,15 @@ async fn live_image(st: &AppState, ctx: &RequestContext, id: &str) -> Result<Ima
     Ok(image)
 }
 
-/// Mutations need somebody to own them: an admin or a caller with a tenant.
-fn require_owner(ctx: &RequestContext) -> Result<(), Error> {
-    if ctx.is_admin || ctx.owner().is_some() { Ok(()) } else { Err(Error::unauthorized("No authenticated user")) }
+/// The live image whose members a mutation changes: the caller must be somebody (an admin or
+/// a caller with a tenant) and pass the policy `rule`.
+async fn image_to_share(st: &AppState, ctx: &RequestContext, id: &str, rule: &str) -> Result<Image, Error> {
+    if !ctx.is_admin && ctx.owner().is_none() {
+        return Err(Error::unauthorized("No authenticated user"));
+    }
+    let image = live_image(st, ctx, id).await?;
+    st.policy.enforce(rule, ctx, &policy_target(&image))?;
+    Ok(image)
 }
 
 fn check_quota(st: &AppState, count: usize) -> Result<(), Error> {
@@ -61,9 +67,7 @@ pub async fn add(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let (id, member) = path.into_inner();
-    require_owner(&ctx)?;
-    let image = live_image(&st, &ctx, &id).await?;
-    st.policy.enforce("modify_member", &ctx, &policy_target(&image))?;
+    image_to_share(&st, &ctx, &id, "modify_member").await?;
     let can_share = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -85,7 +89,6 @@ pub async fn replace(
     ctx: RequestContext,
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    require_owner(&ctx)?;
     // Clients send this JSON without a Content-Type; read it whatever the header says.
     let value: Value =
         serde_json::from_slice(&body).map_err(|_| Error::bad_request("Malformed JSON in request body."))?;
@@ -96,8 +99,7 @@ pub async fn replace(
     };
     let memberships: Vec<Membership> =
         serde_json::from_value(list).map_err(|e| Error::bad_request(format!("Invalid membership association: {e}")))?;
-    let image = live_image(&st, &ctx, &id).await?;
-    st.policy.enforce("modify_member", &ctx, &policy_target(&image))?;
+    image_to_share(&st, &ctx, &id, "modify_member").await?;
     if value.get("memberships").is_some() {
         check_quota(&st, memberships.len())?;
     }
@@ -111,9 +113,7 @@ pub async fn remove(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let (id, member) = path.into_inner();
-    require_owner(&ctx)?;
-    let image = live_image(&st, &ctx, &id).await?;
-    st.policy.enforce("delete_member", &ctx, &policy_target(&image))?;
+    image_to_share(&st, &ctx, &id, "delete_member").await?;
     st.registry.delete_member(&ctx, &id, &member).await.map_err(sharing_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

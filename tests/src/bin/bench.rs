@@ -407,22 +407,29 @@ async fn small_images(http: &reqwest::Client, base: &str, clients: usize, total:
     ((per_client * clients) as f64 / started.elapsed().as_secs_f64(), errors)
 }
 
+/// Walks every page of `list` (a listing URL with `limit`), handing each page's images to `visit`.
+/// Returns the number of pages.
+async fn for_each_page(http: &reqwest::Client, list: &str, mut visit: impl FnMut(&[Value])) -> usize {
+    let (mut pages, mut marker) = (0, String::new());
+    loop {
+        let page: Value = http.get(format!("{list}{marker}")).send().await.expect("list").json().await.expect("json");
+        let images = page["images"].as_array().cloned().unwrap_or_default();
+        let Some(last) = images.last() else { return pages };
+        pages += 1;
+        marker = format!("&marker={}", last["id"].as_str().unwrap_or_default());
+        visit(&images);
+    }
+}
+
 /// Data files that no active image points at (after every upload has finished).
 async fn orphaned_files(http: &reqwest::Client, base: &str, dir: &std::path::Path) -> usize {
     let mut active = std::collections::HashSet::new();
-    let mut marker = String::new();
-    loop {
-        let url = format!("{base}/v1/images/detail?is_public=none&limit=1000{marker}");
-        let page: Value = http.get(url).send().await.expect("list").json().await.expect("json");
-        let images = page["images"].as_array().cloned().unwrap_or_default();
-        let Some(last) = images.last() else { break };
-        marker = format!("&marker={}", last["id"].as_str().unwrap_or_default());
-        for image in &images {
-            if image["status"] == "active" {
-                active.insert(image["id"].as_str().unwrap_or_default().to_string());
-            }
+    for_each_page(http, &format!("{base}/v1/images/detail?is_public=none&limit=1000"), |images| {
+        for image in images.iter().filter(|i| i["status"] == "active") {
+            active.insert(image["id"].as_str().unwrap_or_default().to_string());
         }
-    }
+    })
+    .await;
     std::fs::read_dir(dir)
         .map(|d| d.flatten().filter(|e| !active.contains(&*e.file_name().to_string_lossy())).count())
         .unwrap_or(0)
@@ -430,21 +437,9 @@ async fn orphaned_files(http: &reqwest::Client, base: &str, dir: &std::path::Pat
 
 /// Number of images the default listing shows (public ones).
 async fn count(http: &reqwest::Client, base: &str) -> usize {
-    let (mut total, mut marker) = (0, String::new());
-    loop {
-        let page: Value = http
-            .get(format!("{base}/v1/images?limit=1000{marker}"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        let images = page["images"].as_array().cloned().unwrap_or_default();
-        let Some(last) = images.last() else { return total };
-        total += images.len();
-        marker = format!("&marker={}", last["id"].as_str().unwrap_or_default());
-    }
+    let mut total = 0;
+    for_each_page(http, &format!("{base}/v1/images?limit=1000"), |images| total += images.len()).await;
+    total
 }
 
 /// Registers public metadata-only images until `total` are listed, 32 at a time.
@@ -470,21 +465,7 @@ async fn fill_catalogue(http: &reqwest::Client, base: &str, total: usize) {
 
 /// Pages through every listed image with limit=1000; (pages, mean ms per page).
 async fn page_through(http: &reqwest::Client, base: &str) -> (usize, f64) {
-    let (mut pages, mut marker) = (0, String::new());
     let started = Instant::now();
-    loop {
-        let page: Value = http
-            .get(format!("{base}/v1/images/detail?limit=1000{marker}"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        let images = page["images"].as_array().cloned().unwrap_or_default();
-        let Some(last) = images.last() else { break };
-        pages += 1;
-        marker = format!("&marker={}", last["id"].as_str().unwrap_or_default());
-    }
+    let pages = for_each_page(http, &format!("{base}/v1/images/detail?limit=1000"), |_| {}).await;
     (pages, started.elapsed().as_secs_f64() * 1000.0 / pages.max(1) as f64)
 }
