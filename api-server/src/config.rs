@@ -1,7 +1,7 @@
 //! glance-api.conf, as a typed value.
 
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig, SERVER_KEYS, ServerOptions};
-use glance_common::context::{AuthFlavor, ContextBuilder};
+use glance_common::context::AuthOptions;
 use glance_common::model::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +16,7 @@ pub struct ApiConfig {
     pub registry_timeout: Duration,
     pub enable_v1_api: bool,
     pub enable_v2_api: bool,
-    pub context: ContextBuilder,
+    pub auth: AuthOptions,
     /// `file` or `http`: where uploads go unless `x-image-meta-store` says otherwise.
     pub default_store: String,
     pub filesystem_store_datadir: PathBuf,
@@ -73,6 +73,7 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "cert_file"),
     ("default", "key_file"),
     ("paste_deploy", "flavor"),
+    ("default", "registry_shared_secret"),
     ("paste_deploy", "config_file"),
 ];
 
@@ -99,9 +100,6 @@ fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
 impl ApiConfig {
     pub fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
         let d = DEFAULT_SECTION;
-        let flavor = raw.string("paste_deploy", "flavor");
-        let auth = AuthFlavor::parse(flavor.as_deref())
-            .map_err(|e| raw.invalid("paste_deploy", "flavor", flavor.as_deref().unwrap_or(""), e))?;
         let registry_host = match raw.string(d, "registry_host") {
             // Glance's default 0.0.0.0 means "this host" to a client.
             None => "127.0.0.1".to_string(),
@@ -138,11 +136,7 @@ impl ApiConfig {
             registry_timeout: Duration::from_secs(raw.get(d, "registry_client_timeout", 600)?),
             enable_v1_api: raw.bool(d, "enable_v1_api", true)?,
             enable_v2_api: raw.bool(d, "enable_v2_api", true)?,
-            context: ContextBuilder {
-                flavor: auth,
-                owner_is_tenant: raw.bool(d, "owner_is_tenant", true)?,
-                admin_role: raw.string(d, "admin_role").unwrap_or_else(|| "admin".into()).to_lowercase(),
-            },
+            auth: AuthOptions::from_raw(raw)?,
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
             filesystem_store_datadir: PathBuf::from(datadir),
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
@@ -175,7 +169,8 @@ impl ApiConfig {
 
     /// Options in the files that glance-api does not read (yet).
     pub fn unknown_options(raw: &RawConfig) -> Vec<String> {
-        let known: Vec<(&str, &str)> = KEYS.iter().chain(SERVER_KEYS).copied().collect();
+        let known: Vec<(&str, &str)> =
+            KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().collect();
         raw.unknown(&known)
     }
 }

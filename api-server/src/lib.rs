@@ -12,6 +12,7 @@ pub mod v1;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use config::ApiConfig;
+use glance_common::context::{AdminRule, ContextBuilder, Service};
 use glance_common::registry_client::RegistryClient;
 use glance_common::workers::{self, Role};
 use policy::Policy;
@@ -30,7 +31,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: ApiConfig) -> std::io::Result<Self> {
         let registry = RegistryClient::new(&config.registry_host, config.registry_port, config.registry_timeout)
-            .map_err(std::io::Error::other)?;
+            .map_err(std::io::Error::other)?
+            .with_shared_secret(config.auth.shared_secret.clone());
         let fs = store::fs::FsStore::new(&config.filesystem_store_datadir).map_err(|e| {
             std::io::Error::other(format!(
                 "filesystem_store_datadir {}: {e}",
@@ -61,7 +63,10 @@ impl AppState {
 pub async fn run(config: ApiConfig, role: Role) -> std::io::Result<()> {
     let state = AppState::new(config.clone())?;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
-    let context = web::Data::new(config.context.clone());
+    let admin_rule: Arc<dyn AdminRule> = Arc::new(state.policy.clone());
+    let context =
+        ContextBuilder::new(config.auth.clone(), Service::Api, Some(admin_rule)).map_err(std::io::Error::other)?;
+    let context = web::Data::new(context);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             log::debug!(
                 "registry {}, flavor {:?}, default_store {}, filesystem_store_datadir {}, image_size_cap {}, tls {}",
                 config.registry_url(),
-                config.context.flavor,
+                config.auth.flavor,
                 config.default_store,
                 config.filesystem_store_datadir.display(),
                 config.image_size_cap,

@@ -256,6 +256,13 @@ impl Policy {
     }
 }
 
+/// `context_is_admin`: who counts as an admin beyond `admin_role`.
+impl glance_common::context::AdminRule for Policy {
+    fn is_admin(&self, ctx: &RequestContext) -> bool {
+        self.allows("context_is_admin", ctx, &HashMap::new())
+    }
+}
+
 fn eval(rule: &Rule, rules: &Rules, ctx: &RequestContext, target: &HashMap<&str, String>, depth: u8) -> bool {
     if depth > 16 {
         return false; // a rule that refers to itself

@@ -1,10 +1,17 @@
 //! The request context: who is asking, taken from the request as `[paste_deploy] flavor` says.
 
 use crate::error::Error;
+use crate::keystone::{KeystoneOptions, Secret, TokenValidator};
 use actix_web::http::header::HeaderMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// Carries `registry_shared_secret` from API nodes to the registry.
+pub const REGISTRY_SECRET_HEADER: &str = "x-glance-registry-secret";
+/// The API's admin decision (its `admin_role` and `context_is_admin` policy), which a registry
+/// honours only from callers that presented the shared secret.
+pub const ADMIN_HEADER: &str = "x-glance-admin";
 
 /// Which of Glance's paste pipelines builds the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +22,8 @@ pub enum AuthFlavor {
     TrustedAuth,
     /// `fakeauth` (tests): `X-Auth-Token: user:tenant:role`, then as `trusted-auth`.
     FakeAuth,
+    /// `keystone`: the X-Auth-Token is validated by Keystone (`authtoken` + `context`).
+    Keystone,
 }
 
 impl AuthFlavor {
@@ -26,9 +35,7 @@ impl AuthFlavor {
             "" | "caching" | "cachemanagement" => Ok(Self::Unauthenticated),
             "trusted-auth" | "noauth" => Ok(Self::TrustedAuth),
             "fakeauth" => Ok(Self::FakeAuth),
-            "keystone" => {
-                Err("flavor 'keystone' is not supported yet; use trusted-auth behind an authenticating proxy".into())
-            }
+            "keystone" => Ok(Self::Keystone),
             other => Err(format!("unknown [paste_deploy] flavor '{other}'")),
         }
     }
@@ -85,60 +92,170 @@ impl RequestContext {
     }
 }
 
-/// Builds request contexts from headers, as configured.
-#[derive(Debug, Clone)]
-pub struct ContextBuilder {
+/// How a service decides who is asking: a value read from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthOptions {
     pub flavor: AuthFlavor,
     pub owner_is_tenant: bool,
     pub admin_role: String,
+    /// `[keystone_authtoken]`, present exactly when the flavor is `keystone`.
+    pub keystone: Option<KeystoneOptions>,
+    /// `registry_shared_secret`: on the registry, callers must present it; on API nodes, it is
+    /// sent with every registry request.
+    pub shared_secret: Option<Secret>,
+}
+
+impl AuthOptions {
+    /// The options both services share: `[paste_deploy] flavor`, `owner_is_tenant`,
+    /// `admin_role`, `registry_shared_secret` and, for keystone, `[keystone_authtoken]`.
+    pub fn from_raw(raw: &crate::config::RawConfig) -> Result<Self, crate::config::ConfigError> {
+        let d = crate::config::DEFAULT_SECTION;
+        let flavor = raw.string("paste_deploy", "flavor");
+        let auth = AuthFlavor::parse(flavor.as_deref())
+            .map_err(|e| raw.invalid("paste_deploy", "flavor", flavor.as_deref().unwrap_or(""), e))?;
+        let keystone = match auth {
+            AuthFlavor::Keystone => Some(KeystoneOptions::from_raw(raw)?),
+            _ => None,
+        };
+        Ok(Self {
+            flavor: auth,
+            owner_is_tenant: raw.bool(d, "owner_is_tenant", true)?,
+            admin_role: raw.string(d, "admin_role").unwrap_or_else(|| "admin".into()).trim().to_lowercase(),
+            keystone,
+            shared_secret: raw.string(d, "registry_shared_secret").map(Secret),
+        })
+    }
+}
+
+/// The rest of the admin decision after `admin_role`: Glance's `context_is_admin` policy rule.
+pub trait AdminRule: Send + Sync {
+    fn is_admin(&self, ctx: &RequestContext) -> bool;
+}
+
+/// Builds request contexts from headers, as configured; one per process.
+#[derive(Clone)]
+pub struct ContextBuilder {
+    options: AuthOptions,
+    keystone: Option<Arc<TokenValidator>>,
+    admin_rule: Option<Arc<dyn AdminRule>>,
+    /// Registry side: whether callers must present the shared secret.
+    require_secret: bool,
+}
+
+impl fmt::Debug for ContextBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextBuilder").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// Which side of the API → registry hop a builder serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Registry,
 }
 
 impl ContextBuilder {
-    pub fn build(&self, headers: &HeaderMap) -> Result<RequestContext, Error> {
+    pub fn new(options: AuthOptions, service: Service, admin_rule: Option<Arc<dyn AdminRule>>) -> Result<Self, String> {
+        let keystone = match &options.keystone {
+            Some(o) => Some(Arc::new(TokenValidator::new(o.clone())?)),
+            None => None,
+        };
+        let require_secret = service == Service::Registry && options.shared_secret.is_some();
+        Ok(Self { options, keystone, admin_rule, require_secret })
+    }
+
+    pub fn flavor(&self) -> AuthFlavor {
+        self.options.flavor
+    }
+
+    /// The `WWW-Authenticate` challenge a 401 carries (keystone flavor).
+    pub fn challenge(&self) -> Option<String> {
+        self.options.keystone.as_ref().map(KeystoneOptions::challenge)
+    }
+
+    pub async fn build(&self, headers: &HeaderMap) -> Result<RequestContext, Error> {
         let request_id = request_id_from(headers);
         let header = |name: &str| {
             headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
         };
-        let mut ctx = match self.flavor {
-            AuthFlavor::Unauthenticated => RequestContext::admin(request_id),
-            AuthFlavor::TrustedAuth | AuthFlavor::FakeAuth => {
-                let identity = if self.flavor == AuthFlavor::FakeAuth {
-                    header("x-auth-token").as_deref().and_then(fake_identity)
-                } else if header("x-identity-status").is_some_and(|s| s.eq_ignore_ascii_case("confirmed")) {
-                    Some(Identity {
-                        user: header("x-user-id"),
-                        tenant: header("x-tenant-id").or_else(|| header("x-project-id")),
-                        roles: header("x-roles").map(|r| split_roles(&r)).unwrap_or_default(),
-                    })
-                } else {
-                    None
-                };
-                let Some(identity) = identity else {
-                    return Err(Error::unauthorized(
-                        "This server could not verify that you are authorized to access the document you requested.",
-                    ));
-                };
-                let is_admin = identity.roles.contains(&self.admin_role);
-                RequestContext {
+        let unauthorized = || {
+            Error::unauthorized(
+                "This server could not verify that you are authorized to access the document you requested.",
+            )
+        };
+        let trusted_caller = match (&self.options.shared_secret, self.require_secret) {
+            (Some(secret), true) => {
+                let presented = header(REGISTRY_SECRET_HEADER).unwrap_or_default();
+                if !constant_time_eq(presented.as_bytes(), secret.0.as_bytes()) {
+                    log::warn!(req = request_id.as_str(); "refused a caller without the registry shared secret");
+                    return Err(unauthorized());
+                }
+                true
+            }
+            _ => false,
+        };
+        let token = header("x-auth-token").or_else(|| header("x-storage-token"));
+        let identity = match self.options.flavor {
+            AuthFlavor::Unauthenticated => None,
+            AuthFlavor::FakeAuth => Some(token.as_deref().and_then(fake_identity).ok_or_else(unauthorized)?),
+            AuthFlavor::TrustedAuth => {
+                if !header("x-identity-status").is_some_and(|s| s.eq_ignore_ascii_case("confirmed")) {
+                    return Err(unauthorized());
+                }
+                Some(Identity {
+                    user: header("x-user-id"),
+                    tenant: header("x-tenant-id").or_else(|| header("x-project-id")),
+                    roles: header("x-roles").map(|r| split_roles(&r)).unwrap_or_default(),
+                })
+            }
+            AuthFlavor::Keystone => {
+                let validator = self.keystone.as_ref().ok_or_else(|| Error::internal("keystone is not configured"))?;
+                let token = token
+                    .as_deref()
+                    .ok_or_else(|| Error::unauthorized("The request you have made requires authentication."))?;
+                Some(validator.validate(token).await?)
+            }
+        };
+        let mut ctx = match identity {
+            None => RequestContext::admin(request_id),
+            Some(identity) => {
+                let mut ctx = RequestContext {
+                    is_admin: identity.roles.contains(&self.options.admin_role),
                     request_id,
                     user: identity.user,
                     tenant: identity.tenant,
                     roles: identity.roles,
-                    is_admin,
-                    owner_is_tenant: true,
-                    auth_token: header("x-auth-token"),
+                    owner_is_tenant: self.options.owner_is_tenant,
+                    auth_token: token,
+                };
+                if !ctx.is_admin {
+                    ctx.is_admin = self.admin_rule.as_ref().is_some_and(|rule| rule.is_admin(&ctx));
                 }
+                // The API's decision travels with the context; only a caller that proved it is an
+                // API node may make it.
+                if trusted_caller && self.options.flavor == AuthFlavor::TrustedAuth {
+                    ctx.is_admin |= header(ADMIN_HEADER).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                }
+                ctx
             }
         };
-        ctx.owner_is_tenant = self.owner_is_tenant;
+        ctx.owner_is_tenant = self.options.owner_is_tenant;
         Ok(ctx)
     }
 }
 
-struct Identity {
-    user: Option<String>,
-    tenant: Option<String>,
-    roles: Vec<String>,
+/// Compares secrets without an early exit, so response times do not tell how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who a request's credentials name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
 }
 
 /// `X-Roles` as Glance reads it: comma-separated, trimmed and lower-cased.
@@ -185,21 +302,25 @@ mod tests {
         map
     }
 
-    fn builder(flavor: AuthFlavor) -> ContextBuilder {
-        ContextBuilder { flavor, owner_is_tenant: true, admin_role: "admin".into() }
+    fn options(flavor: AuthFlavor) -> AuthOptions {
+        AuthOptions { flavor, owner_is_tenant: true, admin_role: "admin".into(), keystone: None, shared_secret: None }
     }
 
-    #[test]
-    fn unauthenticated_is_admin_without_tenant() {
-        let ctx = builder(AuthFlavor::Unauthenticated).build(&HeaderMap::new()).expect("ctx");
+    fn builder(flavor: AuthFlavor) -> ContextBuilder {
+        ContextBuilder::new(options(flavor), Service::Api, None).expect("builder")
+    }
+
+    #[actix_web::test]
+    async fn unauthenticated_is_admin_without_tenant() {
+        let ctx = builder(AuthFlavor::Unauthenticated).build(&HeaderMap::new()).await.expect("ctx");
         assert!(ctx.is_admin && ctx.owner().is_none() && ctx.show_deleted());
         assert!(ctx.request_id.starts_with("req-"));
     }
 
-    #[test]
-    fn trusted_auth_needs_confirmed_identity() {
+    #[actix_web::test]
+    async fn trusted_auth_needs_confirmed_identity() {
         let b = builder(AuthFlavor::TrustedAuth);
-        assert!(b.build(&headers(&[("x-tenant-id", "t1")])).is_err());
+        assert!(b.build(&headers(&[("x-tenant-id", "t1")])).await.is_err());
         let ctx = b
             .build(&headers(&[
                 ("x-identity-status", "Confirmed"),
@@ -207,21 +328,53 @@ mod tests {
                 ("x-user-id", "u"),
                 ("x-roles", " Member, ADMIN"),
             ]))
+            .await
             .expect("ctx");
         assert_eq!(ctx.owner(), Some("t1"));
         assert_eq!(ctx.roles, vec!["member", "admin"]);
         assert!(ctx.is_admin);
     }
 
-    #[test]
-    fn fakeauth_parses_user_tenant_role() {
+    #[actix_web::test]
+    async fn fakeauth_parses_user_tenant_role() {
         let b = builder(AuthFlavor::FakeAuth);
-        let ctx = b.build(&headers(&[("x-auth-token", "user:NONE:")])).expect("ctx");
+        let ctx = b.build(&headers(&[("x-auth-token", "user:NONE:")])).await.expect("ctx");
         assert!(ctx.tenant.is_none() && !ctx.is_admin && ctx.roles.is_empty());
-        let ctx = b.build(&headers(&[("x-auth-token", "createuser:t2:admin")])).expect("ctx");
+        let ctx = b.build(&headers(&[("x-auth-token", "createuser:t2:admin")])).await.expect("ctx");
         assert!(ctx.is_admin && ctx.owner() == Some("t2"));
-        assert!(b.build(&headers(&[("x-auth-token", "a:b")])).is_err());
-        assert!(b.build(&HeaderMap::new()).is_err());
+        assert!(b.build(&headers(&[("x-auth-token", "a:b")])).await.is_err());
+        assert!(b.build(&HeaderMap::new()).await.is_err());
+    }
+
+    #[actix_web::test]
+    async fn registry_secret_gates_callers_and_admin_claims() {
+        let mut o = options(AuthFlavor::TrustedAuth);
+        o.shared_secret = Some(Secret("s3cret".into()));
+        let registry = ContextBuilder::new(o.clone(), Service::Registry, None).expect("builder");
+        let confirmed = [("x-identity-status", "Confirmed"), ("x-tenant-id", "t1"), ("x-glance-admin", "True")];
+        assert!(registry.build(&headers(&confirmed)).await.is_err(), "no secret, no entry");
+        let mut wrong = confirmed.to_vec();
+        wrong.push(("x-glance-registry-secret", "s3creT"));
+        assert!(registry.build(&headers(&wrong)).await.is_err());
+        let mut right = confirmed.to_vec();
+        right.push(("x-glance-registry-secret", "s3cret"));
+        assert!(registry.build(&headers(&right)).await.expect("ctx").is_admin);
+        // On the API side the secret is only sent, never demanded, and the admin header means nothing.
+        let api = ContextBuilder::new(o, Service::Api, None).expect("builder");
+        assert!(!api.build(&headers(&confirmed)).await.expect("ctx").is_admin);
+    }
+
+    #[actix_web::test]
+    async fn context_is_admin_rule_decides_after_admin_role() {
+        struct Ops;
+        impl AdminRule for Ops {
+            fn is_admin(&self, ctx: &RequestContext) -> bool {
+                ctx.roles.iter().any(|r| r == "ops")
+            }
+        }
+        let b = ContextBuilder::new(options(AuthFlavor::FakeAuth), Service::Api, Some(Arc::new(Ops))).expect("b");
+        assert!(b.build(&headers(&[("x-auth-token", "u:t:ops")])).await.expect("ctx").is_admin);
+        assert!(!b.build(&headers(&[("x-auth-token", "u:t:member")])).await.expect("ctx").is_admin);
     }
 
     #[test]
@@ -236,5 +389,6 @@ mod tests {
         assert_eq!(AuthFlavor::parse(None), Ok(AuthFlavor::Unauthenticated));
         assert_eq!(AuthFlavor::parse(Some("trusted-auth+cachemanagement")), Ok(AuthFlavor::TrustedAuth));
         assert!(AuthFlavor::parse(Some("bogus")).is_err());
+        assert_eq!(AuthFlavor::parse(Some("keystone+caching")), Ok(AuthFlavor::Keystone));
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod keystone;
 pub mod logging;
 pub mod model;
 pub mod pyjson;

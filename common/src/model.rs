@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 /// Every status an image can have.
 pub const STATUSES: &[&str] = &["active", "saving", "queued", "killed", "pending_delete", "deleted"];
 /// Statuses listed by default: everything but `killed`.
-pub const LISTED_STATUSES: &[&str] = &["active", "saving", "queued", "pending_delete", "deleted"];
 pub const DEFAULT_DISK_FORMATS: &[&str] = &["ami", "ari", "aki", "vhd", "vmdk", "raw", "qcow2", "vdi", "iso"];
 pub const DEFAULT_CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova"];
 /// Columns that must fit a signed 32-bit SQL INTEGER on every engine.

@@ -4,9 +4,11 @@
 //! turns every registry error into an [`Error`] with the registry's status and message, so the
 //! API can pass it on instead of swallowing it.
 
-use crate::context::{REQUEST_ID_HEADER, RequestContext};
+use crate::context::{ADMIN_HEADER, REGISTRY_SECRET_HEADER, REQUEST_ID_HEADER, RequestContext};
 use crate::error::{Error, ErrorKind, Result, message_from_body};
+use crate::keystone::Secret;
 use crate::model::{Image, ImagePatch, ImageSummary, Member, Membership, SharedImage};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,8 @@ use std::time::Duration;
 pub struct RegistryClient {
     base: String,
     http: reqwest::Client,
+    /// `registry_shared_secret`, marked sensitive.
+    secret: Option<HeaderValue>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +59,18 @@ impl RegistryClient {
             .build()
             .map_err(Error::internal)?;
         let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
-        Ok(Self { base: format!("http://{host}:{port}"), http })
+        Ok(Self { base: format!("http://{host}:{port}"), http, secret: None })
+    }
+
+    /// Sends `registry_shared_secret` with every request (registries that demand it refuse
+    /// anyone else with 401).
+    pub fn with_shared_secret(mut self, secret: Option<Secret>) -> Self {
+        self.secret = secret.and_then(|s| {
+            let mut value = HeaderValue::from_str(&s.0).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -165,6 +180,12 @@ impl RegistryClient {
         }
         if let Some(token) = &ctx.auth_token {
             request = request.header("x-auth-token", token);
+        }
+        if let Some(secret) = &self.secret {
+            request = request.header(REGISTRY_SECRET_HEADER, secret.clone());
+            if ctx.is_admin {
+                request = request.header(ADMIN_HEADER, "True");
+            }
         }
         request
     }

@@ -19,8 +19,8 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let started = Instant::now();
     let builder = req.app_data::<web::Data<ContextBuilder>>().cloned();
-    let ctx = match builder {
-        Some(builder) => builder.build(req.headers()),
+    let ctx = match &builder {
+        Some(builder) => builder.build(req.headers()).await,
         None => Ok(RequestContext::admin(crate::context::request_id_from(req.headers()))),
     };
     let method = req.method().clone();
@@ -34,7 +34,13 @@ pub async fn request_context(
         }
         Err(err) => {
             let request_id = crate::context::new_request_id();
-            (request_id, req.error_response(err).map_into_right_body())
+            let challenge = builder.as_ref().and_then(|b| b.challenge()).filter(|_| err.status().as_u16() == 401);
+            let mut res = req.error_response(err);
+            // keystonemiddleware's 401 tells the client where to get a token.
+            if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                res.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+            }
+            (request_id, res.map_into_right_body())
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -4,7 +4,7 @@ use crate::db::queries::images::Rules;
 use crate::db::queries::listing::Limits;
 use crate::db::{DbUrl, PoolOptions};
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig, SERVER_KEYS, ServerOptions};
-use glance_common::context::{AuthFlavor, ContextBuilder};
+use glance_common::context::AuthOptions;
 use glance_common::model::{DEFAULT_CONTAINER_FORMATS, DEFAULT_DISK_FORMATS};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub struct RegistryConfig {
     pub db_auto_create: bool,
     pub limits: Limits,
     pub rules: Rules,
-    pub context: ContextBuilder,
+    pub auth: AuthOptions,
 }
 
 /// Options glance-registry reads; anything else in its files draws a warning.
@@ -39,6 +39,7 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "disk_formats"),
     ("default", "container_formats"),
     ("paste_deploy", "flavor"),
+    ("default", "registry_shared_secret"),
     ("paste_deploy", "config_file"),
 ];
 
@@ -63,9 +64,6 @@ impl RegistryConfig {
         if limit_default < 0 {
             return Err(raw.invalid(d, "limit_param_default", &limit_default.to_string(), "must be >= 0"));
         }
-        let flavor = raw.string("paste_deploy", "flavor");
-        let auth = AuthFlavor::parse(flavor.as_deref())
-            .map_err(|e| raw.invalid("paste_deploy", "flavor", flavor.as_deref().unwrap_or(""), e))?;
         let list = |key: &str, default: &[&str]| -> Vec<String> {
             raw.string("image_format", key)
                 .or_else(|| raw.string(d, key))
@@ -86,17 +84,14 @@ impl RegistryConfig {
                 disk_formats: list("disk_formats", DEFAULT_DISK_FORMATS),
                 container_formats: list("container_formats", DEFAULT_CONTAINER_FORMATS),
             },
-            context: ContextBuilder {
-                flavor: auth,
-                owner_is_tenant: raw.bool(d, "owner_is_tenant", true)?,
-                admin_role: raw.string(d, "admin_role").unwrap_or_else(|| "admin".into()).to_lowercase(),
-            },
+            auth: AuthOptions::from_raw(raw)?,
         })
     }
 
     /// Options in the files that glance-registry does not read.
     pub fn unknown_options(raw: &RawConfig) -> Vec<String> {
-        let known: Vec<(&str, &str)> = KEYS.iter().chain(SERVER_KEYS).copied().collect();
+        let known: Vec<(&str, &str)> =
+            KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().collect();
         raw.unknown(&known)
     }
 }
@@ -120,7 +115,7 @@ mod tests {
         let c = RegistryConfig::from_raw(&RawConfig::default()).expect("config");
         assert_eq!(c.server.bind_port, 9191);
         assert_eq!((c.limits.default, c.limits.max), (25, 1000));
-        assert_eq!(c.context.flavor, AuthFlavor::Unauthenticated);
+        assert_eq!(c.auth.flavor, glance_common::context::AuthFlavor::Unauthenticated);
         assert!(!c.db_auto_create);
     }
 

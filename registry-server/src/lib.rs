@@ -8,6 +8,7 @@ pub mod routes;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use config::RegistryConfig;
 use db::Db;
+use glance_common::context::{AuthFlavor, ContextBuilder, Service};
 use glance_common::workers::{self, Role};
 use std::sync::Arc;
 
@@ -38,7 +39,8 @@ pub fn prepare(config: &RegistryConfig) -> std::io::Result<()> {
 pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
     let db = Db::new(&config.database, &config.pool);
     let state = AppState { db, config: Arc::new(config.clone()) };
-    let context = web::Data::new(config.context.clone());
+    let context = ContextBuilder::new(config.auth.clone(), Service::Registry, None).map_err(std::io::Error::other)?;
+    let context = web::Data::new(context);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -60,6 +62,13 @@ pub async fn run(config: RegistryConfig, role: Role) -> std::io::Result<()> {
         server.listen(workers::listen(&config.server.bind_host, config.server.bind_port, role == Role::Worker)?)?;
     for addr in server.addrs() {
         log::info!("glance-registry listening on http://{addr} ({:?})", config.database);
+        let open = config.auth.shared_secret.is_none() && config.auth.flavor != AuthFlavor::Keystone;
+        if open && !addr.ip().is_loopback() && role != Role::Worker {
+            log::warn!(
+                "glance-registry accepts any caller on {addr}: set registry_shared_secret (on the registry and \
+                 every API node) or flavor keystone, or keep it on a private network"
+            );
+        }
     }
     let server = if role == Role::Worker { server.disable_signals() } else { server };
     glance_common::server::run_server(server.run(), role).await

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                 "database {:?}, db_auto_create {}, flavor {:?}, api_limit_max {}, limit_param_default {}",
                 config.database,
                 config.db_auto_create,
-                config.context.flavor,
+                config.auth.flavor,
                 config.limits.max,
                 config.limits.default
             );

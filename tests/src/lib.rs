@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod db;
 pub mod http_source;
+pub mod keystone;
 pub mod process;
 pub mod proxy;
 

@@ -2,6 +2,7 @@
 //! ported (seed 000), and the upload/download paths.
 
 mod copy_from;
+mod identity;
 mod misc;
 mod process;
 mod security;

@@ -6,6 +6,7 @@ use crate::db::models::{ImageChanges, ImageRow, LocationRow, NewLocation, NewPro
 use crate::db::schema::{image_locations, image_members, image_properties, image_tags, images};
 use crate::db::{DbConn, QueryResult};
 use chrono::NaiveDateTime;
+use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use glance_common::context::RequestContext;
 use glance_common::model::{
@@ -47,43 +48,77 @@ pub fn get(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult<Ima
     Ok(with_details(conn, vec![row])?.remove(0))
 }
 
+/// Pages up to this many images look up their properties and locations with `id = ? OR ...`
+/// over a fixed number of binds. diesel prepares an `IN (...)` list afresh on every request
+/// (its SQL varies with the count); fixed SQL is prepared once per connection and reused.
+const FIXED_LOOKUP_MAX: usize = 32;
+
+/// `ids` padded (by repeating the last) to the next power of two, or `None` for large pages.
+fn padded<'a>(ids: &[&'a str]) -> Option<Vec<&'a str>> {
+    let last = *ids.last()?;
+    if ids.len() > FIXED_LOOKUP_MAX {
+        return None;
+    }
+    let mut padded = ids.to_vec();
+    padded.resize(ids.len().next_power_of_two(), last);
+    Some(padded)
+}
+
+/// `column = ids[0] OR column = ids[1] OR ...` as one boxed filter.
+macro_rules! any_of {
+    ($column:expr, $ids:expr) => {{
+        let mut ids = $ids.iter();
+        let first = ids.next().copied().unwrap_or_default();
+        let mut filter: Box<dyn BoxableExpression<_, crate::db::MultiBackend, SqlType = diesel::sql_types::Bool>> =
+            Box::new($column.eq(first));
+        for id in ids {
+            filter = Box::new(filter.or($column.eq(*id)));
+        }
+        filter
+    }};
+}
+
+/// How a lookup of properties or locations names its images.
+enum IdFilter<'a> {
+    /// One image (show): plain `image_id = ?`.
+    One(&'a str),
+    /// A page small enough for [`padded`].
+    Fixed(Vec<&'a str>),
+    /// A large page: `IN (...)`, prepared each time.
+    Many(&'a [&'a str]),
+}
+
+impl<'a> IdFilter<'a> {
+    fn of(ids: &'a [&'a str]) -> Self {
+        match (ids, padded(ids)) {
+            ([id], _) => Self::One(id),
+            (_, Some(fixed)) => Self::Fixed(fixed),
+            (ids, None) => Self::Many(ids),
+        }
+    }
+}
+
+/// The live (not soft-deleted) rows of a per-image table for the images `$ids` names.
+macro_rules! live_rows {
+    ($conn:expr, $table:ident, $row:ty, $order:expr, $ids:expr) => {{
+        let query = $table::table.filter($table::deleted.eq(false)).order($order).select(<$row>::as_select());
+        match $ids {
+            IdFilter::One(id) => query.filter($table::image_id.eq(*id)).load($conn)?,
+            IdFilter::Fixed(ids) => query.filter(any_of!($table::image_id, ids)).load($conn)?,
+            IdFilter::Many(ids) => query.filter($table::image_id.eq_any(*ids)).load($conn)?,
+        }
+    }};
+}
+
 /// Rows turned into full images, with live properties and locations loaded in two queries.
 pub fn with_details(conn: &mut DbConn, rows: Vec<ImageRow>) -> QueryResult<Vec<Image>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    // One image (show) gets fixed SQL that diesel caches; a page gets one IN query per table.
-    let (props, locs): (Vec<PropertyRow>, Vec<LocationRow>) = match ids.as_slice() {
-        [id] => (
-            image_properties::table
-                .filter(image_properties::image_id.eq(*id))
-                .filter(image_properties::deleted.eq(false))
-                .order(image_properties::name)
-                .select(PropertyRow::as_select())
-                .load(conn)?,
-            image_locations::table
-                .filter(image_locations::image_id.eq(*id))
-                .filter(image_locations::deleted.eq(false))
-                .order(image_locations::id)
-                .select(LocationRow::as_select())
-                .load(conn)?,
-        ),
-        _ => (
-            image_properties::table
-                .filter(image_properties::image_id.eq_any(&ids))
-                .filter(image_properties::deleted.eq(false))
-                .order(image_properties::name)
-                .select(PropertyRow::as_select())
-                .load(conn)?,
-            image_locations::table
-                .filter(image_locations::image_id.eq_any(&ids))
-                .filter(image_locations::deleted.eq(false))
-                .order(image_locations::id)
-                .select(LocationRow::as_select())
-                .load(conn)?,
-        ),
-    };
+    let ids = IdFilter::of(&ids);
+    let props: Vec<PropertyRow> = live_rows!(conn, image_properties, PropertyRow, image_properties::name, &ids);
+    let locs: Vec<LocationRow> = live_rows!(conn, image_locations, LocationRow, image_locations::id, &ids);
     let mut properties: HashMap<String, Vec<PropertyRow>> = HashMap::new();
     for p in props {
         properties.entry(p.image_id.clone()).or_default().push(p);

@@ -1,0 +1,222 @@
+//! Who is asking: the keystone flavor against a real Keystone, Keystone outages, and the
+//! registry's shared secret between API nodes and the registry.
+
+use super::{Api, DATA5K_MD5, Reply, data5k};
+use glance_tests::keystone::keystone;
+use glance_tests::process::free_port;
+use glance_tests::{Engine, Server, TestEnv};
+use reqwest::Method;
+
+/// A client that sends one X-Auth-Token with every request.
+struct As<'a> {
+    api: &'a Api,
+    token: String,
+}
+
+impl As<'_> {
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let mut r = self.api.request(method, path).header("x-auth-token", &self.token);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(body) = body {
+            r = r.body(body);
+        }
+        self.api.send(r).await
+    }
+    async fn head(&self, path: &str) -> Reply {
+        self.send(Method::HEAD, path, &[], None).await
+    }
+    async fn ids(&self, path: &str) -> Vec<String> {
+        let body = self.send(Method::GET, path, &[], None).await.expect(200).json();
+        body["images"].as_array().expect("images").iter().map(|i| i["id"].as_str().expect("id").to_string()).collect()
+    }
+}
+
+fn image_headers(name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Content-Type", "application/octet-stream".into()),
+        ("X-Image-Meta-Name", name.into()),
+        ("X-Image-Meta-disk_format", "raw".into()),
+        ("X-Image-Meta-container_format", "bare".into()),
+    ]
+}
+
+async fn keystone_cluster(env: &TestEnv, options: &[(String, String)]) -> (Server, Server) {
+    let mut registry = env.registry().flavor("keystone");
+    for (k, v) in options {
+        registry = registry.option(k, v);
+    }
+    let registry = registry.start().await;
+    let mut api = env.api(&registry).option("paste_deploy.flavor", "keystone");
+    for (k, v) in options {
+        api = api.option(k, v);
+    }
+    (registry, api.start().await)
+}
+
+#[tokio::test]
+async fn keystone_tokens_decide_who_sees_what() {
+    let Some(ks) = keystone() else { return };
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let mut options = ks.authtoken_options();
+    options.push(("keystone_authtoken.token_cache_time".into(), "1".into()));
+    let (registry, api) = keystone_cluster(&env, &options).await;
+    let http = Api::new(api.url());
+
+    // No token, or one Keystone does not know: 401 naming where to get one.
+    let res = http.get("/v1/images").await.expect(401);
+    assert_eq!(res.header("www-authenticate"), Some(format!("Keystone uri=\"{}\"", ks.url).as_str()));
+    let bogus = As { api: &http, token: "gAAAAAB-not-a-token".into() };
+    bogus.send(Method::GET, "/v1/images", &[], None).await.expect(401);
+
+    let alice_token = ks.token("alice", "alpha").await;
+    let alpha = alice_token.project_id.clone();
+    let alice = As { api: &http, token: alice_token.token };
+    let beta = ks.token("bob", "beta").await;
+    let bob = As { api: &http, token: beta.token };
+    let carol = As { api: &http, token: ks.token("carol", "alpha").await.token };
+    let admin = As { api: &http, token: ks.token("admin", "admin").await.token };
+
+    // Alice's image belongs to her project, whatever owner she asks for.
+    let mut headers = image_headers("alpha-private");
+    headers.push(("X-Image-Meta-Owner", "someone-else".into()));
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = alice.send(Method::POST, "/v1/images", &headers, Some(data5k())).await.expect(201).json();
+    assert_eq!(created["image"]["owner"], alpha.as_str());
+    assert_eq!(created["image"]["checksum"], DATA5K_MD5);
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/images/{id}");
+
+    // The owner's project (alice, and carol who only reads) and the admin see it.
+    for user in [&alice, &carol, &admin] {
+        user.head(&path).await.expect(200);
+    }
+    assert_eq!(alice.send(Method::GET, &path, &[], None).await.expect(200).body, data5k());
+    assert!(alice.ids("/v1/images/detail").await.contains(&id));
+    assert!(admin.ids("/v1/images/detail?is_public=none").await.contains(&id));
+
+    // Another project learns nothing: 404 everywhere, never 403.
+    bob.head(&path).await.expect(404);
+    bob.send(Method::GET, &path, &[], None).await.expect(404);
+    bob.send(Method::PUT, &path, &[("X-Image-Meta-Name", "mine")], None).await.expect(404);
+    bob.send(Method::DELETE, &path, &[], None).await.expect(404);
+    bob.send(Method::GET, &format!("{path}/members"), &[], None).await.expect(404);
+    assert!(!bob.ids("/v1/images/detail").await.contains(&id));
+
+    // Shared with beta: bob may read and download, not change or delete.
+    alice.send(Method::PUT, &format!("{path}/members/{}", beta.project_id), &[], None).await.expect(204);
+    bob.head(&path).await.expect(200);
+    assert_eq!(bob.send(Method::GET, &path, &[], None).await.expect(200).body, data5k());
+    assert!(bob.ids("/v1/images/detail").await.contains(&id));
+    let update = bob.send(Method::PUT, &path, &[("X-Image-Meta-Name", "mine")], None).await;
+    assert!(matches!(update.status.as_u16(), 403 | 404), "a member changed the image: {}", update.text());
+    let delete = bob.send(Method::DELETE, &path, &[], None).await;
+    assert!(matches!(delete.status.as_u16(), 403 | 404), "a member deleted the image: {}", delete.text());
+    alice.head(&path).await.expect(200);
+    assert_eq!(alice.head(&path).await.header("x-image-meta-name"), Some("alpha-private"));
+
+    // A revoked token stops working once its cache entry (token_cache_time = 1 s) lapses.
+    let short = ks.token("alice", "alpha").await;
+    let short_lived = As { api: &http, token: short.token.clone() };
+    short_lived.head(&path).await.expect(200);
+    ks.revoke(&short.token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    short_lived.head(&path).await.expect(401);
+
+    // The owner may delete it.
+    alice.send(Method::DELETE, &path, &[], None).await.expect(200);
+
+    // Tokens never reach the logs.
+    let logs = format!("{}{}", api.logs(), registry.logs());
+    for token in [&alice.token, &bob.token, &admin.token, &short.token] {
+        assert!(!logs.contains(token.as_str()), "a token was logged");
+    }
+}
+
+#[tokio::test]
+async fn keystone_unreachable_is_503_never_an_allow() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let options: Vec<(String, String)> = [
+        ("auth_url", dead.as_str()),
+        ("username", "glance"),
+        ("password", "glance-secret"),
+        ("project_name", "service"),
+        ("http_connect_timeout", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (format!("keystone_authtoken.{k}"), v.to_string()))
+    .collect();
+    let (_registry, api) = keystone_cluster(&env, &options).await;
+    let http = Api::new(api.url());
+    http.get("/v1/images").await.expect(401);
+    let someone = As { api: &http, token: "some-token".into() };
+    someone.send(Method::GET, "/v1/images", &[], None).await.expect(503);
+    let headers = image_headers("nope");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    someone.send(Method::POST, "/v1/images", &headers, Some(data5k())).await.expect(503);
+    assert!(!api.logs().contains("some-token"), "a token was logged");
+}
+
+#[tokio::test]
+async fn registry_admits_only_api_nodes_with_the_shared_secret() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let secret = "correct horse battery staple";
+    let registry = env
+        .registry()
+        .flavor("trusted-auth")
+        .option("DEFAULT.registry_shared_secret", secret)
+        .option("DEFAULT.bind_host", "127.0.0.1")
+        .start()
+        .await;
+    let api = env
+        .api(&registry)
+        .option("paste_deploy.flavor", "fakeauth")
+        .option("DEFAULT.registry_shared_secret", secret)
+        .start()
+        .await;
+    let http = Api::new(api.url());
+    let alice = As { api: &http, token: "alice:tenant-a:member".into() };
+    let headers = image_headers("shared-secret");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = alice.send(Method::POST, "/v1/images", &headers, Some(data5k())).await.expect(201).json();
+    assert_eq!(created["image"]["owner"], "tenant-a", "the context travelled to the registry");
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    let bob = As { api: &http, token: "bob:tenant-b:member".into() };
+    bob.head(&format!("/v1/images/{id}")).await.expect(404);
+
+    // Straight to the registry: identity headers (even an admin claim) without the secret are refused.
+    let direct = Api::new(registry.url());
+    let forged = |secret: Option<&str>| {
+        let mut r = direct
+            .request(Method::GET, "/images/detail?is_public=none")
+            .header("x-identity-status", "Confirmed")
+            .header("x-roles", "admin")
+            .header("x-glance-admin", "True");
+        if let Some(s) = secret {
+            r = r.header("x-glance-registry-secret", s);
+        }
+        r
+    };
+    direct.send(forged(None)).await.expect(401);
+    direct.send(forged(Some("correct horse battery stapler"))).await.expect(401);
+    let listed = direct.send(forged(Some(secret))).await.expect(200).json();
+    assert_eq!(listed["images"][0]["id"], id.as_str());
+
+    // An API node without the secret gets the registry's 401, not a silent empty answer.
+    let outsider = env.api(&registry).option("paste_deploy.flavor", "fakeauth").start().await;
+    let outsider = Api::new(outsider.url());
+    let res = outsider
+        .send(outsider.request(Method::GET, "/v1/images").header("x-auth-token", "alice:tenant-a:member"))
+        .await;
+    assert_eq!(res.status.as_u16(), 401, "{}", res.text());
+
+    // The unauthenticated admin of the default flavor stays admin across the hop.
+    let admin_api = env.api(&registry).option("DEFAULT.registry_shared_secret", secret).start().await;
+    Api::new(admin_api.url()).head(&format!("/v1/images/{id}")).await.expect(200);
+
+    for server in [&api, &registry] {
+        assert!(!server.logs().contains(secret), "the shared secret was logged by {}", server.name);
+    }
+}
