@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub image_property_quota: i64,
     /// Members per image; negative means unlimited.
     pub image_member_quota: i64,
+    /// `property_protection_file` and `property_protection_rule_format`.
+    pub property_protection: Option<(PathBuf, crate::protections::Format)>,
     pub policy_file: Option<PathBuf>,
     pub policy_default_rule: String,
     pub disk_formats: Vec<String>,
@@ -82,9 +84,6 @@ const KEYS: &[(&str, &str)] = &[
 fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
     let d = DEFAULT_SECTION;
     let not_yet = |key: &str, value: &str| raw.invalid(d, key, value, "not supported by this glance-api yet");
-    if let Some(file) = raw.string(d, "property_protection_file") {
-        return Err(not_yet("property_protection_file", &file));
-    }
     if raw.get::<String>(d, "user_storage_quota", "0".into())?.trim_start_matches('0').trim() != "" {
         return Err(not_yet("user_storage_quota", raw.text(d, "user_storage_quota").unwrap_or_default()));
     }
@@ -142,6 +141,15 @@ impl ApiConfig {
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
             image_member_quota: raw.get(d, "image_member_quota", 128)?,
+            property_protection: match raw.path(d, "property_protection_file") {
+                None => None,
+                Some(file) => {
+                    let format = raw.string(d, "property_protection_rule_format").unwrap_or_else(|| "roles".into());
+                    let format = crate::protections::Format::parse(&format)
+                        .map_err(|e| raw.invalid(d, "property_protection_rule_format", &format, e))?;
+                    Some((file, format))
+                }
+            },
             policy_file,
             policy_default_rule: raw
                 .string("oslo_policy", "policy_default_rule")
@@ -189,12 +197,11 @@ mod tests {
 
     #[test]
     fn options_that_would_be_unsafe_to_ignore_stop_start_up() {
-        for (key, value) in [
-            ("property_protection_file", "/etc/glance/pp.conf"),
-            ("user_storage_quota", "100"),
-            ("delayed_delete", "True"),
-        ] {
-            let raw = RawConfig::from_pairs([("DEFAULT", key, value)]);
+        for (key, value) in
+            [("property_protection_rule_format", "acl"), ("user_storage_quota", "100"), ("delayed_delete", "True")]
+        {
+            let raw =
+                RawConfig::from_pairs([("DEFAULT", key, value), ("DEFAULT", "property_protection_file", "pp.conf")]);
             assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains(key), "{key}");
         }
         let defaults = RawConfig::from_pairs([

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod meta;
 pub mod policy;
+pub mod protections;
 pub mod routes;
 pub mod store;
 pub mod tls;
@@ -16,6 +17,7 @@ use glance_common::context::{AdminRule, ContextBuilder, Service};
 use glance_common::registry_client::RegistryClient;
 use glance_common::workers::{self, Role};
 use policy::Policy;
+use protections::Protections;
 use std::sync::Arc;
 use store::{Scheme, Stores};
 
@@ -26,6 +28,8 @@ pub struct AppState {
     pub registry: RegistryClient,
     pub stores: Stores,
     pub policy: Policy,
+    /// Property protections, when `property_protection_file` is set.
+    pub protections: Option<Arc<Protections>>,
 }
 
 impl AppState {
@@ -49,8 +53,12 @@ impl AppState {
         let http = store::http::HttpStore::new(denied).map_err(std::io::Error::other)?;
         let policy =
             Policy::load(config.policy_file.clone(), &config.policy_default_rule).map_err(std::io::Error::other)?;
+        let protections = match &config.property_protection {
+            Some((file, format)) => Some(Arc::new(Protections::load(file, *format).map_err(std::io::Error::other)?)),
+            None => None,
+        };
         let stores = Stores { fs, http, default_scheme: config.default_store.clone() };
-        Ok(Self { config: Arc::new(config), registry, stores, policy })
+        Ok(Self { config: Arc::new(config), registry, stores, policy, protections })
     }
 
     /// The store uploads go to unless the request names one.

@@ -245,6 +245,13 @@ impl Policy {
         }
     }
 
+    /// Whether the named rule passes, as `rule:<name>` does (a rule nobody defined denies).
+    pub fn allows_rule(&self, name: &str, ctx: &RequestContext, target: &HashMap<&str, String>) -> bool {
+        self.refresh();
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner());
+        rules.get(name).is_some_and(|rule| eval(rule, &rules, ctx, target, 0))
+    }
+
     /// 403 with Glance's default body unless `ctx` may perform `action`.
     pub fn enforce(&self, action: &str, ctx: &RequestContext, target: &HashMap<&str, String>) -> Result<(), Error> {
         if self.allows(action, ctx, target) {

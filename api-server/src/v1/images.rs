@@ -4,6 +4,7 @@ use super::upload::{self, Expected};
 use super::{json_response, policy_target};
 use crate::AppState;
 use crate::meta::{RequestMeta, write_headers};
+use crate::protections::Op;
 use crate::store::{Scheme, redact};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -44,7 +45,10 @@ pub async fn index(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState
 /// `GET /v1/images/detail`: full records, without locations.
 pub async fn detail(req: HttpRequest, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
     st.policy.enforce("get_images", &ctx, &Default::default())?;
-    let images = st.registry.list_detail(&ctx, &list_params(&req)?).await?;
+    let mut images = st.registry.list_detail(&ctx, &list_params(&req)?).await?;
+    for image in &mut images {
+        hide_unreadable(&st, &ctx, image);
+    }
     let public: Vec<PublicImage<'_>> = images.iter().map(PublicImage).collect();
     Ok(json_response(200, &Keyed("images", &public)))
 }
@@ -79,7 +83,8 @@ pub async fn head(
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     st.policy.enforce("get_image", &ctx, &Default::default())?;
-    let image = fetch(&st, &ctx, &id).await?;
+    let mut image = fetch(&st, &ctx, &id).await?;
+    hide_unreadable(&st, &ctx, &mut image);
     let mut builder = with_image_headers(&req, &image, 200);
     write_headers(&mut builder, &image);
     Ok(builder.finish())
@@ -106,6 +111,8 @@ pub async fn download(
         }
     };
     st.policy.enforce("download_image", &ctx, &policy_target(&image))?;
+    let mut image = image;
+    hide_unreadable(&st, &ctx, &mut image);
     let mut builder = with_image_headers(&req, &image, 200);
     write_headers(&mut builder, &image);
     builder.content_type("application/octet-stream");
@@ -345,6 +352,11 @@ pub async fn create(
     st.policy.enforce("add_image", &ctx, &target)?;
     sources.enforce(&st, &ctx, &target, patch.is_public == Some(true))?;
     check_property_quota(&st, meta.properties.len())?;
+    if let Some(protections) = &st.protections {
+        for key in meta.properties.keys() {
+            protections.enforce(key, Op::Create, &ctx, &st.policy)?;
+        }
+    }
     let source = sources.check(&st).await?;
     let scheme = chosen_store(&st, &meta)?;
     if body_present || location.is_some() {
@@ -388,10 +400,54 @@ pub async fn create(
     } else {
         image
     };
+    let mut image = image;
+    hide_unreadable(&st, &ctx, &mut image);
     let mut builder = with_image_headers(&req, &image, 201);
     Ok(builder
         .content_type("application/json")
         .body(glance_common::pyjson::to_string(&Keyed("image", &PublicImage(&image)))))
+}
+
+/// Drops the properties the caller may not read (property protections).
+fn hide_unreadable(st: &AppState, ctx: &RequestContext, image: &mut Image) {
+    if let Some(protections) = &st.protections {
+        image.properties.retain(|key, _| protections.allows(key, Op::Read, ctx, &st.policy));
+    }
+}
+
+/// Property protections on a PUT, as Glance applies them: a property that exists and is sent
+/// must be readable, and updatable if its value changes; a new one must be creatable; when
+/// purging, one left out must be deletable, or is kept (returned) if the caller cannot read it.
+fn protect_update(
+    protections: &crate::protections::Protections,
+    st: &AppState,
+    ctx: &RequestContext,
+    current: &Image,
+    sent: &std::collections::BTreeMap<String, Option<String>>,
+    purge: bool,
+) -> Result<Vec<(String, Option<String>)>, Error> {
+    let allows = |key: &str, op| protections.allows(key, op, ctx, &st.policy);
+    for (key, value) in sent {
+        match current.properties.get(key) {
+            Some(old) if !allows(key, Op::Read) || (old != value && !allows(key, Op::Update)) => {
+                return Err(crate::protections::protected(key));
+            }
+            Some(_) => {}
+            None if !allows(key, Op::Create) => return Err(crate::protections::protected(key)),
+            None => {}
+        }
+    }
+    let mut kept = Vec::new();
+    if purge {
+        for (key, value) in current.properties.iter().filter(|(k, _)| !sent.contains_key(*k)) {
+            if !allows(key, Op::Read) {
+                kept.push((key.clone(), value.clone()));
+            } else if !allows(key, Op::Delete) {
+                return Err(crate::protections::protected(key));
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// Points a queued image at data that already exists elsewhere and activates it.
@@ -482,6 +538,12 @@ pub async fn update(
     };
     check_property_quota(&st, total)?;
     let purge_props = purge;
+    if let Some(protections) = &st.protections {
+        let kept = protect_update(protections, &st, &ctx, &current, &meta.properties, purge)?;
+        if let Some(properties) = patch.properties.as_mut() {
+            properties.extend(kept);
+        }
+    }
     if !purge && meta.properties.is_empty() {
         patch.properties = None;
     }
@@ -511,6 +573,7 @@ pub async fn update(
             actix_web::rt::spawn(upload::copy_from(st.get_ref().clone(), ctx.clone(), image.clone(), source, expected));
         }
     }
+    hide_unreadable(&st, &ctx, &mut image);
     let mut builder = with_image_headers(&req, &image, 200);
     Ok(builder
         .content_type("application/json")

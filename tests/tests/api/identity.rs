@@ -1,37 +1,11 @@
 //! Who is asking: the keystone flavor against a real Keystone, Keystone outages, and the
 //! registry's shared secret between API nodes and the registry.
 
-use super::{Api, DATA5K_MD5, Reply, data5k};
+use super::{Api, As, DATA5K_MD5, data5k};
 use glance_tests::keystone::keystone;
 use glance_tests::process::free_port;
 use glance_tests::{Engine, Server, TestEnv};
 use reqwest::Method;
-
-/// A client that sends one X-Auth-Token with every request.
-struct As<'a> {
-    api: &'a Api,
-    token: String,
-}
-
-impl As<'_> {
-    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
-        let mut r = self.api.request(method, path).header("x-auth-token", &self.token);
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(body) = body {
-            r = r.body(body);
-        }
-        self.api.send(r).await
-    }
-    async fn head(&self, path: &str) -> Reply {
-        self.send(Method::HEAD, path, &[], None).await
-    }
-    async fn ids(&self, path: &str) -> Vec<String> {
-        let body = self.send(Method::GET, path, &[], None).await.expect(200).json();
-        body["images"].as_array().expect("images").iter().map(|i| i["id"].as_str().expect("id").to_string()).collect()
-    }
-}
 
 fn image_headers(name: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -5,6 +5,7 @@ mod copy_from;
 mod identity;
 mod misc;
 mod process;
+mod protections;
 mod security;
 mod uploads;
 mod v1_api;
@@ -133,6 +134,32 @@ impl Api {
 
     pub async fn ids(&self, path: &str) -> Vec<String> {
         let body = self.get(path).await.expect(200).json();
+        body["images"].as_array().expect("images").iter().map(|i| i["id"].as_str().expect("id").to_string()).collect()
+    }
+}
+
+/// A client that sends one X-Auth-Token with every request.
+pub struct As<'a> {
+    pub api: &'a Api,
+    pub token: String,
+}
+
+impl As<'_> {
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let mut r = self.api.request(method, path).header("x-auth-token", &self.token);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(body) = body {
+            r = r.body(body);
+        }
+        self.api.send(r).await
+    }
+    pub async fn head(&self, path: &str) -> Reply {
+        self.send(Method::HEAD, path, &[], None).await
+    }
+    pub async fn ids(&self, path: &str) -> Vec<String> {
+        let body = self.send(Method::GET, path, &[], None).await.expect(200).json();
         body["images"].as_array().expect("images").iter().map(|i| i["id"].as_str().expect("id").to_string()).collect()
     }
 }
