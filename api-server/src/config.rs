@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub image_property_quota: i64,
     /// Members per image; negative means unlimited.
     pub image_member_quota: i64,
+    /// Bytes each owner may store in all; 0 means unlimited.
+    pub user_storage_quota: u64,
     /// `property_protection_file` and `property_protection_rule_format`.
     pub property_protection: Option<(PathBuf, crate::protections::Format)>,
     pub policy_file: Option<PathBuf>,
@@ -84,9 +86,6 @@ const KEYS: &[(&str, &str)] = &[
 fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
     let d = DEFAULT_SECTION;
     let not_yet = |key: &str, value: &str| raw.invalid(d, key, value, "not supported by this glance-api yet");
-    if raw.get::<String>(d, "user_storage_quota", "0".into())?.trim_start_matches('0').trim() != "" {
-        return Err(not_yet("user_storage_quota", raw.text(d, "user_storage_quota").unwrap_or_default()));
-    }
     if raw.bool(d, "delayed_delete", false)? {
         return Err(not_yet("delayed_delete", "True"));
     }
@@ -94,6 +93,24 @@ fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
         log::warn!("metadata_encryption_key is not supported yet: locations are stored unencrypted");
     }
     Ok(())
+}
+
+/// A size as Glance writes it: bytes, or a number with `B`, `KB`, `MB`, `GB` or `TB` (powers
+/// of 1024, any case, optional space).
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: u64 = number.parse().map_err(|_| "expected a number of bytes, optionally with B, KB, MB, GB or TB")?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" => 10,
+        "MB" => 20,
+        "GB" => 30,
+        "TB" => 40,
+        _ => return Err("the unit must be B, KB, MB, GB or TB".into()),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| "too large".to_string())
 }
 
 impl ApiConfig {
@@ -141,6 +158,10 @@ impl ApiConfig {
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
             image_member_quota: raw.get(d, "image_member_quota", 128)?,
+            user_storage_quota: match raw.string(d, "user_storage_quota") {
+                None => 0,
+                Some(v) => parse_bytes(&v).map_err(|e| raw.invalid(d, "user_storage_quota", &v, e))?,
+            },
             property_protection: match raw.path(d, "property_protection_file") {
                 None => None,
                 Some(file) => {
@@ -197,9 +218,11 @@ mod tests {
 
     #[test]
     fn options_that_would_be_unsafe_to_ignore_stop_start_up() {
-        for (key, value) in
-            [("property_protection_rule_format", "acl"), ("user_storage_quota", "100"), ("delayed_delete", "True")]
-        {
+        for (key, value) in [
+            ("property_protection_rule_format", "acl"),
+            ("user_storage_quota", "5 parsecs"),
+            ("delayed_delete", "True"),
+        ] {
             let raw =
                 RawConfig::from_pairs([("DEFAULT", key, value), ("DEFAULT", "property_protection_file", "pp.conf")]);
             assert!(ApiConfig::from_raw(&raw).unwrap_err().to_string().contains(key), "{key}");
@@ -210,6 +233,19 @@ mod tests {
             ("DEFAULT", "delayed_delete", "False"),
         ]);
         assert!(ApiConfig::from_raw(&defaults).is_ok());
+    }
+
+    #[test]
+    fn sizes_take_glance_units() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("5 kb"), Ok(5 * 1024));
+        assert_eq!(parse_bytes("10MB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("2GB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1TB"), Ok(1 << 40));
+        assert!(parse_bytes("5 PB").is_err() && parse_bytes("-1").is_err() && parse_bytes("").is_err());
+        let raw = RawConfig::from_pairs([("DEFAULT", "user_storage_quota", "3MB")]);
+        assert_eq!(ApiConfig::from_raw(&raw).expect("config").user_storage_quota, 3 << 20);
     }
 
     #[test]

@@ -296,3 +296,21 @@ mod tests {
         assert!(!bool_from_string("False") && !bool_from_string("none") && !bool_from_string(""));
     }
 }
+
+/// The registry's answer to a storage reservation (`user_storage_quota`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Bytes the upload may now hold in all (at most what it asked for).
+    pub granted: i64,
+    /// What the quota left for this upload before the grant.
+    pub remaining: i64,
+}
+
+/// A request for a storage reservation: `bytes` in all for the upload (at least `needed`),
+/// within `quota`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRequest {
+    pub bytes: i64,
+    pub needed: i64,
+    pub quota: i64,
+}

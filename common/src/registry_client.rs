@@ -7,7 +7,7 @@
 use crate::context::{ADMIN_HEADER, REGISTRY_SECRET_HEADER, REQUEST_ID_HEADER, RequestContext};
 use crate::error::{Error, ErrorKind, Result, message_from_body};
 use crate::keystone::Secret;
-use crate::model::{Image, ImagePatch, ImageSummary, Member, Membership, SharedImage};
+use crate::model::{Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, SharedImage};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -162,6 +162,17 @@ impl RegistryClient {
         let path = format!("/shared-images/{}", segment(member));
         let body: SharedBody = self.json(self.request(ctx, Method::GET, &path)).await?;
         Ok(body.shared_images)
+    }
+
+    /// Asks for `bytes` (at least `needed`) in all for the upload into `id`, within its owner's
+    /// `quota`.
+    pub async fn reserve(&self, ctx: &RequestContext, id: &str, ask: ReservationRequest) -> Result<Grant> {
+        #[derive(Deserialize)]
+        struct Body {
+            reservation: Grant,
+        }
+        let request = self.request(ctx, Method::PUT, &format!("{}/reservation", image_path(id))).json(&ask);
+        Ok(self.json::<Body>(request).await?.reservation)
     }
 
     /// A request carrying the caller's identity (for `trusted-auth` registries) and request id.

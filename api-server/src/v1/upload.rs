@@ -6,7 +6,7 @@ use crate::store::{Chunk, Scheme, StoreError, Stored};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use glance_common::context::RequestContext;
-use glance_common::model::{Image, ImagePatch};
+use glance_common::model::{Image, ImagePatch, ReservationRequest};
 use glance_common::{Error, ErrorKind};
 
 /// Size of the chunks handed to a store.
@@ -19,9 +19,83 @@ pub struct Expected {
     pub checksum: Option<String>,
 }
 
-/// Streams `body` into the `scheme` store, stopping as soon as it passes `cap` bytes.
-/// The store commits only a complete body; any failure leaves nothing behind.
-pub async fn stream_to_store<S, E>(st: &AppState, scheme: Scheme, id: &str, body: S, cap: u64) -> Result<Stored, Error>
+/// The least room an upload asks its owner's quota for at a time.
+const GRANT_STEP: u64 = 4 * 1024 * 1024;
+
+/// An upload's share of its owner's `user_storage_quota`, asked of the registry as the bytes
+/// arrive. The registry grants one owner's uploads one at a time, so together they never pass
+/// the quota; an upload that needs more than it can get stops at once.
+pub struct StorageGrant<'a> {
+    st: &'a AppState,
+    ctx: &'a RequestContext,
+    id: &'a str,
+    quota: u64,
+    granted: u64,
+}
+
+impl<'a> StorageGrant<'a> {
+    /// `None` without a quota. A declared size is reserved whole before the first byte (too
+    /// big → 413 at once, as Glance); an unknown size needs some room left to start.
+    pub async fn start(
+        st: &'a AppState,
+        ctx: &'a RequestContext,
+        id: &'a str,
+        declared: Option<u64>,
+    ) -> Result<Option<Self>, Error> {
+        let quota = st.config.user_storage_quota;
+        if quota == 0 {
+            return Ok(None);
+        }
+        let mut grant = Self { st, ctx, id, quota, granted: 0 };
+        match declared {
+            Some(size) => grant.ask(size, size).await?,
+            None => grant.ask(GRANT_STEP.min(quota / 64).max(1), 1).await?,
+        }
+        Ok(Some(grant))
+    }
+
+    /// Makes sure `total` bytes are covered, asking for more room when they pass the grant:
+    /// an eighth more (at least a step) for few registry calls, but never more than 1/64 of
+    /// the quota, so that headroom held by one upload hardly ever refuses another.
+    pub async fn cover(&mut self, total: u64) -> Result<(), Error> {
+        if total <= self.granted {
+            return Ok(());
+        }
+        let headroom = GRANT_STEP.max(self.granted / 8).min(self.quota / 64).max(1);
+        self.ask(total.max(self.granted + headroom), total).await
+    }
+
+    async fn ask(&mut self, wanted: u64, needed: u64) -> Result<(), Error> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let ask = ReservationRequest { bytes: clamp(wanted), needed: clamp(needed), quota: clamp(self.quota) };
+        let grant = self.st.registry.reserve(self.ctx, self.id, ask).await?;
+        self.granted = u64::try_from(grant.granted).unwrap_or(0);
+        if self.granted < needed {
+            log::info!(req = self.ctx.request_id.as_str(); "image {}: upload stopped at the storage quota", self.id);
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "Denying attempt to upload image because it exceeds the quota: The size of the data {needed} will \
+                     exceed the limit. {} bytes remaining.",
+                    grant.remaining.max(0)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Streams `body` into the `scheme` store, stopping as soon as it passes `cap` bytes or the
+/// owner's storage `grant`. The store commits only a complete body; any failure leaves
+/// nothing behind.
+pub async fn stream_to_store<S, E>(
+    st: &AppState,
+    scheme: Scheme,
+    id: &str,
+    body: S,
+    cap: u64,
+    mut grant: Option<StorageGrant<'_>>,
+) -> Result<Stored, Error>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -53,6 +127,9 @@ where
                     ErrorKind::TooLarge,
                     format!("Denying attempt to upload image larger than {cap} bytes."),
                 ));
+            }
+            if let Some(grant) = grant.as_mut() {
+                grant.cover(total).await?;
             }
             if !batch.is_empty() && batch.len() + bytes.len() > BATCH {
                 let full = std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(BATCH));
@@ -98,7 +175,12 @@ where
         ErrorKind::Conflict => Error::conflict("Cannot upload to an unqueued image"),
         _ => e,
     })?;
-    let stored = match stream_to_store(st, scheme, &image.id, body, st.config.image_size_cap).await {
+    let declared = expected.size.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0);
+    let streamed = match StorageGrant::start(st, ctx, &image.id, declared).await {
+        Ok(grant) => stream_to_store(st, scheme, &image.id, body, st.config.image_size_cap, grant).await,
+        Err(e) => Err(e),
+    };
+    let stored = match streamed {
         Ok(stored) => stored,
         Err(e) => {
             kill(st, ctx, &image.id, "saving").await;

@@ -119,20 +119,24 @@ impl ManageConnection for Manager {
     }
 }
 
-/// SQLite settings that must hold on every pooled connection.
+/// Session settings that must hold on every pooled connection.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SessionSettings;
 
-impl CustomizeConnection<DbConn, r2d2::Error> for SqlitePragmas {
+impl CustomizeConnection<DbConn, r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
-        if let DbConn::Sqlite(c) = conn {
-            c.batch_execute(
+        let settings = match conn {
+            DbConn::Sqlite(_) => {
                 "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(r2d2::Error::QueryError)?;
-        }
-        Ok(())
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+            }
+            // As PostgreSQL: each statement sees what was committed before it. Under InnoDB's
+            // default (REPEATABLE READ) a transaction keeps reading the snapshot of its first
+            // read, even after a row lock made it wait for another transaction's commit.
+            DbConn::Mysql(_) => "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            DbConn::Postgresql(_) => return Ok(()),
+        };
+        conn.batch_execute(settings).map_err(r2d2::Error::QueryError)
     }
 }
 
@@ -213,7 +217,7 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(opts.timeout)
             .idle_timeout(Some(opts.idle_timeout.max(Duration::from_secs(1))))
-            .connection_customizer(Box::new(SqlitePragmas))
+            .connection_customizer(Box::new(SessionSettings))
             .build_unchecked(Manager(url.clone()));
         let sqlite_writer = (url.engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
         Self { pool, engine: url.engine, sqlite_writer }
@@ -357,7 +361,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let url = DbUrl::parse(&format!("sqlite:///{}/g.sqlite", dir.path().display())).expect("url");
         let mut conn = url.connect().expect("connect");
-        assert_eq!(migrate(&mut conn).expect("migrate").len(), 1);
+        let tree = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).expect("tree").count();
+        assert_eq!(migrate(&mut conn).expect("migrate").len(), tree);
         assert!(migrate(&mut conn).expect("again").is_empty());
         let DbConn::Sqlite(c) = &mut conn else { unreachable!() };
         use diesel::RunQueryDsl;

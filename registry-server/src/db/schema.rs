@@ -99,6 +99,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Bytes granted to uploads in progress (`user_storage_quota`).
+    image_reservations (image_id) {
+        image_id -> Text,
+        owner -> Text,
+        bytes -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(image_properties -> images (image_id));
 diesel::joinable!(image_members -> images (image_id));
 diesel::joinable!(image_locations -> images (image_id));
@@ -111,6 +121,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     image_members,
     image_locations,
     image_tags,
+    image_reservations,
     tasks,
     task_info
 );

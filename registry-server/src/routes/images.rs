@@ -4,11 +4,11 @@ use super::{json, json_body, query_pairs};
 use crate::AppState;
 use crate::db::models::ImageRow;
 use crate::db::queries::listing::{ListQuery, list};
-use crate::db::queries::{images, listing};
+use crate::db::queries::{images, listing, quota};
 use actix_web::{HttpRequest, HttpResponse, web};
 use glance_common::Error;
 use glance_common::context::RequestContext;
-use glance_common::model::ImagePatch;
+use glance_common::model::{ImagePatch, ReservationRequest};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -87,4 +87,20 @@ pub async fn delete(
 ) -> Result<HttpResponse, Error> {
     let image = st.db.write(move |c| images::destroy(c, &ctx, &id)).await?;
     Ok(json("image", &image))
+}
+
+/// `PUT /images/{id}/reservation`: grants an upload in progress more of its owner's
+/// `user_storage_quota` (an API node's call; not part of Glance's registry API).
+pub async fn reserve(
+    id: web::Path<String>,
+    body: web::Bytes,
+    ctx: RequestContext,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let body: ReservationRequest = json_body(&body, "Invalid reservation")?;
+    if body.bytes < 0 || body.quota < 0 || body.needed < 0 || body.needed > body.bytes {
+        return Err(Error::bad_request("Invalid reservation: 0 <= needed <= bytes and 0 <= quota"));
+    }
+    let grant = st.db.write(move |c| quota::reserve(c, &ctx, &id, body)).await?;
+    Ok(json("reservation", &grant))
 }

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(images::delete))
                 .route(not_allowed()),
         )
+        .service(web::resource("/images/{id}/reservation").route(web::put().to(images::reserve)).route(not_allowed()))
         .service(
             web::resource("/images/{id}/members")
                 .route(web::get().to(members::index))

@@ -6,6 +6,7 @@ mod identity;
 mod misc;
 mod process;
 mod protections;
+mod quotas;
 mod security;
 mod uploads;
 mod v1_api;
@@ -177,6 +178,13 @@ pub fn minimal_headers(name: &str) -> Vec<(&'static str, String)> {
 
 pub fn as_refs<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The names of the files in `dir` (none if it does not exist).
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
 }
 
 pub fn md5_hex(data: &[u8]) -> String {

@@ -1,6 +1,6 @@
 //! Uploads and downloads: streaming, verification, limits, and what failures leave behind.
 
-use super::{Cluster, DATA5K_MD5, as_refs, data5k, md5_hex, minimal_headers};
+use super::{Cluster, DATA5K_MD5, as_refs, data5k, files_in, md5_hex, minimal_headers};
 use glance_tests::{Engine, TestEnv, engine_tests};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -10,12 +10,6 @@ engine_tests!(
     chunked_upload_over_the_cap_is_refused,
     upload_cut_off_mid_stream_leaves_nothing
 );
-
-fn files_in(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
-}
 
 async fn checksum_or_size_mismatch_kills_the_image(env: TestEnv) {
     let c = Cluster::start(&env).await;

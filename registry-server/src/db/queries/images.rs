@@ -247,6 +247,9 @@ pub fn update(
         return Err(Error::literal(ErrorKind::Conflict, "Image operation conflicts").into());
     }
     set_properties(conn, id, &properties, purge, now)?;
+    if patch.status.as_deref().is_some_and(|s| s != "saving") {
+        super::quota::release(conn, id)?;
+    }
     if let Some(locations) = locations_of(&patch) {
         replace_locations(conn, id, &locations, now)?;
     }
@@ -277,6 +280,7 @@ pub fn destroy(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult
         )*};
     }
     soft_delete_children!(image_properties, image_locations, image_members, image_tags);
+    super::quota::release(conn, id)?;
     let row = images::table.filter(images::id.eq(id)).select(ImageRow::as_select()).first(conn)?;
     Ok(row.into_image(Vec::new(), Vec::new()))
 }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod images;
 pub mod listing;
 pub mod members;
+pub mod quota;
 
 use glance_common::{Error, ErrorKind};
 
