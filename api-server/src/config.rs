@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub image_property_quota: i64,
     /// Members per image; negative means unlimited.
     pub image_member_quota: i64,
+    /// Encrypts image locations in the registry (16, 24 or 32 bytes).
+    pub metadata_encryption_key: Option<glance_common::keystone::Secret>,
     /// Bytes each owner may store in all; 0 means unlimited.
     pub user_storage_quota: u64,
     /// `property_protection_file` and `property_protection_rule_format`.
@@ -88,9 +90,6 @@ fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
     let not_yet = |key: &str, value: &str| raw.invalid(d, key, value, "not supported by this glance-api yet");
     if raw.bool(d, "delayed_delete", false)? {
         return Err(not_yet("delayed_delete", "True"));
-    }
-    if raw.string(d, "metadata_encryption_key").is_some() {
-        log::warn!("metadata_encryption_key is not supported yet: locations are stored unencrypted");
     }
     Ok(())
 }
@@ -158,6 +157,14 @@ impl ApiConfig {
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
             image_member_quota: raw.get(d, "image_member_quota", 128)?,
+            metadata_encryption_key: match raw.string(d, "metadata_encryption_key") {
+                None => None,
+                Some(key) => {
+                    glance_common::location_cipher::LocationCipher::new(&key)
+                        .map_err(|e| raw.invalid(d, "metadata_encryption_key", "***", e))?;
+                    Some(glance_common::keystone::Secret(key))
+                }
+            },
             user_storage_quota: match raw.string(d, "user_storage_quota") {
                 None => 0,
                 Some(v) => parse_bytes(&v).map_err(|e| raw.invalid(d, "user_storage_quota", &v, e))?,

@@ -14,6 +14,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use config::ApiConfig;
 use glance_common::context::{AdminRule, ContextBuilder, Service};
+use glance_common::location_cipher::LocationCipher;
 use glance_common::registry_client::RegistryClient;
 use glance_common::workers::{self, Role};
 use policy::Policy;
@@ -36,7 +37,15 @@ impl AppState {
     pub fn new(config: ApiConfig) -> std::io::Result<Self> {
         let registry = RegistryClient::new(&config.registry_host, config.registry_port, config.registry_timeout)
             .map_err(std::io::Error::other)?
-            .with_shared_secret(config.auth.shared_secret.clone());
+            .with_shared_secret(config.auth.shared_secret.clone())
+            .with_location_cipher(
+                config
+                    .metadata_encryption_key
+                    .as_ref()
+                    .map(|key| LocationCipher::new(&key.0))
+                    .transpose()
+                    .map_err(std::io::Error::other)?,
+            );
         let fs = store::fs::FsStore::new(&config.filesystem_store_datadir).map_err(|e| {
             std::io::Error::other(format!(
                 "filesystem_store_datadir {}: {e}",

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod keystone;
+pub mod location_cipher;
 pub mod logging;
 pub mod model;
 pub mod pyjson;

@@ -7,11 +7,13 @@
 use crate::context::{ADMIN_HEADER, REGISTRY_SECRET_HEADER, REQUEST_ID_HEADER, RequestContext};
 use crate::error::{Error, ErrorKind, Result, message_from_body};
 use crate::keystone::Secret;
+use crate::location_cipher::LocationCipher;
 use crate::model::{Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, SharedImage};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct RegistryClient {
     http: reqwest::Client,
     /// `registry_shared_secret`, marked sensitive.
     secret: Option<HeaderValue>,
+    /// `metadata_encryption_key`: locations leave encrypted and come back decrypted.
+    cipher: Option<Arc<LocationCipher>>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +63,45 @@ impl RegistryClient {
             .build()
             .map_err(Error::internal)?;
         let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
-        Ok(Self { base: format!("http://{host}:{port}"), http, secret: None })
+        Ok(Self { base: format!("http://{host}:{port}"), http, secret: None, cipher: None })
+    }
+
+    /// Encrypts locations on their way to the registry and decrypts them on the way back.
+    pub fn with_location_cipher(mut self, cipher: Option<LocationCipher>) -> Self {
+        self.cipher = cipher.map(Arc::new);
+        self
+    }
+
+    /// The patch as the registry must store it (locations encrypted).
+    fn sealed<'a>(&self, patch: &'a ImagePatch) -> std::borrow::Cow<'a, ImagePatch> {
+        let Some(cipher) = &self.cipher else { return std::borrow::Cow::Borrowed(patch) };
+        if patch.location.is_none() && patch.location_data.is_none() {
+            return std::borrow::Cow::Borrowed(patch);
+        }
+        let mut sealed = patch.clone();
+        if let Some(Some(location)) = sealed.location.as_mut() {
+            *location = cipher.encrypt(location);
+        }
+        for data in sealed.location_data.iter_mut().flatten() {
+            data.url = cipher.encrypt(&data.url);
+        }
+        std::borrow::Cow::Owned(sealed)
+    }
+
+    /// The image with its locations readable again. A location that does not decrypt (another
+    /// key) stays as stored: metadata keeps working, and the data is unreachable (502 on
+    /// download) rather than fetched from a wrong URL; the failure is logged.
+    fn opened(&self, mut image: Image) -> Result<Image> {
+        if let Some(cipher) = &self.cipher {
+            let open = |value: &mut String| {
+                if let Ok(plain) = cipher.decrypt(value) {
+                    *value = plain;
+                }
+            };
+            image.location.iter_mut().for_each(open);
+            image.location_data.iter_mut().for_each(|data| open(&mut data.url));
+        }
+        Ok(image)
     }
 
     /// Sends `registry_shared_secret` with every request (registries that demand it refuse
@@ -80,7 +122,7 @@ impl RegistryClient {
     /// `GET /images/detail` with Glance's filter, sort and paging parameters.
     pub async fn list_detail(&self, ctx: &RequestContext, params: &[(String, String)]) -> Result<Vec<Image>> {
         let body: ImagesBody<Image> = self.json(self.request(ctx, Method::GET, "/images/detail").query(params)).await?;
-        Ok(body.images)
+        body.images.into_iter().map(|image| self.opened(image)).collect()
     }
 
     /// `GET /images`: the short form.
@@ -91,13 +133,14 @@ impl RegistryClient {
 
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
         let body: ImageBody = self.json(self.request(ctx, Method::GET, &image_path(id))).await?;
-        Ok(body.image)
+        self.opened(body.image)
     }
 
     pub async fn create(&self, ctx: &RequestContext, patch: &ImagePatch) -> Result<Image> {
-        let body = PatchBody { image: patch, from_state: None };
+        let sealed = self.sealed(patch);
+        let body = PatchBody { image: sealed.as_ref(), from_state: None };
         let body: ImageBody = self.json(self.request(ctx, Method::POST, "/images").json(&body)).await?;
-        Ok(body.image)
+        self.opened(body.image)
     }
 
     /// Changes an image. `purge_props` makes the supplied properties the whole set;
@@ -110,19 +153,20 @@ impl RegistryClient {
         purge_props: bool,
         from_state: Option<&str>,
     ) -> Result<Image> {
-        let body = PatchBody { image: patch, from_state };
+        let sealed = self.sealed(patch);
+        let body = PatchBody { image: sealed.as_ref(), from_state };
         let request = self
             .request(ctx, Method::PUT, &image_path(id))
             .header("x-glance-registry-purge-props", if purge_props { "true" } else { "false" })
             .json(&body);
         let body: ImageBody = self.json(request).await?;
-        Ok(body.image)
+        self.opened(body.image)
     }
 
     /// Soft-deletes an image and everything hanging off it; returns the deleted record.
     pub async fn delete(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
         let body: ImageBody = self.json(self.request(ctx, Method::DELETE, &image_path(id))).await?;
-        Ok(body.image)
+        self.opened(body.image)
     }
 
     pub async fn members(&self, ctx: &RequestContext, id: &str) -> Result<Vec<Member>> {

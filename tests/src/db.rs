@@ -1,7 +1,7 @@
 //! A database of its own for each test.
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, MysqlConnection, PgConnection};
+use diesel::{Connection, MysqlConnection, PgConnection, RunQueryDsl, SqliteConnection};
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,30 @@ impl TestDb {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl TestDb {
+    /// The text values a query returns (its one column named `value`), read straight from the
+    /// database as anyone with SQL access would.
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let rows: Vec<Row> = match self.engine {
+            Engine::Sqlite => {
+                let path = self.sql_connection.trim_start_matches("sqlite:///");
+                diesel::sql_query(sql).load(&mut SqliteConnection::establish(path).expect("open SQLite"))
+            }
+            Engine::Postgres => diesel::sql_query(sql)
+                .load(&mut PgConnection::establish(&self.sql_connection).expect("connect to PostgreSQL")),
+            Engine::Mysql => diesel::sql_query(sql)
+                .load(&mut MysqlConnection::establish(&self.sql_connection).expect("connect to MariaDB")),
+        }
+        .expect("query");
+        rows.into_iter().map(|r| r.value).collect()
     }
 }
 

@@ -2,8 +2,10 @@
 //! ported (seed 000), and the upload/download paths.
 
 mod copy_from;
+mod encryption;
 mod identity;
 mod misc;
+mod policies;
 mod process;
 mod protections;
 mod quotas;
