@@ -26,6 +26,10 @@ pub struct ApiConfig {
     pub image_property_quota: i64,
     /// Members per image; negative means unlimited.
     pub image_member_quota: i64,
+    /// Tags and locations per image: read and checked now, enforced by the v2 API (v1 has
+    /// neither tags nor several locations per image).
+    pub image_tag_quota: i64,
+    pub image_location_quota: i64,
     /// Encrypts image locations in the registry (16, 24 or 32 bytes).
     pub metadata_encryption_key: Option<glance_common::keystone::Secret>,
     /// Bytes each owner may store in all; 0 means unlimited.
@@ -58,6 +62,8 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "image_size_cap"),
     ("default", "image_property_quota"),
     ("default", "image_member_quota"),
+    ("default", "image_tag_quota"),
+    ("default", "image_location_quota"),
     ("default", "policy_file"),
     ("default", "policy_default_rule"),
     ("oslo_policy", "policy_file"),
@@ -133,10 +139,12 @@ impl ApiConfig {
             ));
         }
         let datadir = store_option("filesystem_store_datadir").unwrap_or_else(|| "/var/lib/glance/images/".into());
-        let policy_file = raw
-            .path("oslo_policy", "policy_file")
-            .or_else(|| raw.path(d, "policy_file"))
-            .or_else(|| raw.config_dir().map(|dir| dir.join("policy.json")));
+        let policy_file = raw.path("oslo_policy", "policy_file").or_else(|| raw.path(d, "policy_file")).or_else(|| {
+            // Beside the config: policy.json as Glance shipped it, or oslo's newer policy.yaml.
+            let dir = raw.config_dir()?;
+            let yaml = dir.join("policy.yaml");
+            Some(if !dir.join("policy.json").exists() && yaml.exists() { yaml } else { dir.join("policy.json") })
+        });
         let list = |key: &str, default: &[&str]| -> Vec<String> {
             raw.string("image_format", key)
                 .or_else(|| raw.string(d, key))
@@ -157,6 +165,8 @@ impl ApiConfig {
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
             image_member_quota: raw.get(d, "image_member_quota", 128)?,
+            image_tag_quota: raw.get(d, "image_tag_quota", 128)?,
+            image_location_quota: raw.get(d, "image_location_quota", 10)?,
             metadata_encryption_key: match raw.string(d, "metadata_encryption_key") {
                 None => None,
                 Some(key) => {
@@ -220,6 +230,7 @@ mod tests {
         let c = ApiConfig::from_raw(&RawConfig::default()).expect("config");
         assert_eq!((c.server.bind_port, c.registry_port, c.default_store.as_str()), (9292, 9191, "file"));
         assert_eq!((c.image_size_cap, c.image_property_quota, c.image_member_quota), (1 << 40, 128, 128));
+        assert_eq!((c.image_tag_quota, c.image_location_quota), (128, 10));
         assert_eq!(c.registry_host, "127.0.0.1");
     }
 

@@ -142,10 +142,37 @@ fn check(token: &str) -> Result<Rule, String> {
 /// A rule set: name → rule.
 pub type Rules = HashMap<String, Rule>;
 
-/// Reads a policy document: `{"name": "rule string" | [[...], ...]}`.
-pub fn parse_document(text: &str) -> Result<Rules, String> {
-    let doc: serde_json::Map<String, Value> =
-        serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+/// How a policy file is written: YAML when its name ends in `.yaml` or `.yml`, else JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    pub fn of(path: &std::path::Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => Self::Yaml,
+            _ => Self::Json,
+        }
+    }
+}
+
+/// Reads a policy document: `{"name": "rule string" | [[...], ...]}` in JSON, or the same map
+/// in YAML (`name: "rule string"`, oslo.policy's `policy.yaml`).
+pub fn parse_document(text: &str, format: Format) -> Result<Rules, String> {
+    let doc: serde_json::Map<String, Value> = match format {
+        Format::Json => {
+            serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?
+        }
+        Format::Yaml if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) => {
+            serde_json::Map::new() // a file of comments only (oslo's generated sample)
+        }
+        Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(at) => format!("line {}, column {}: {e}", at.line(), at.column()),
+            None => e.to_string(),
+        })?,
+    };
     doc.into_iter()
         .map(|(name, value)| {
             let rule = match &value {
@@ -203,7 +230,7 @@ impl Policy {
         let mut mtime = None;
         if let Some(path) = file.as_ref().filter(|p| p.exists()) {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            rules.extend(parse_document(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+            rules.extend(parse_document(&text, Format::of(path)).map_err(|e| format!("{}: {e}", path.display()))?);
             mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         }
         Ok(Self {
@@ -226,7 +253,10 @@ impl Policy {
             }
             *seen = Some(mtime);
         }
-        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_document(&t)) {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_document(&t, Format::of(path)))
+        {
             Ok(rules) => {
                 log::info!("reloaded policy rules from {}", path.display());
                 self.rules.write().unwrap_or_else(|p| p.into_inner()).extend(rules);
@@ -316,6 +346,7 @@ mod tests {
         let rules = parse_document(
             r#"{"admin": "role:admin", "owner": "tenant:%(owner)s", "either": "rule:admin or (rule:owner and not role:banned)",
                 "nobody": "!", "anybody": "", "old": [["role:a", "role:b"], ["role:c"]]}"#,
+            Format::Json,
         )
         .expect("rules");
         let target = HashMap::from([("owner", "t1".to_string())]);
@@ -334,6 +365,7 @@ mod tests {
         let rules = parse_document(
             r#"{"download_image": "role:admin or rule:restricted",
                 "restricted": "not ('aki':%(container_format)s and role:_member_)"}"#,
+            Format::Json,
         )
         .expect("rules");
         let aki = HashMap::from([("container_format", "aki".to_string())]);
@@ -345,11 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn yaml_policies_as_oslo_writes_them() {
+        let yaml = "# Defaults are commented out, as oslopolicy-sample-generator writes them.\n\
+                    #\"get_image\": \"\"\n\
+                    \"context_is_admin\": \"role:admin\"\n\
+                    download_image: 'role:admin or project_id:%(owner)s'\n\
+                    old:\n  - [\"role:a\"]\n";
+        let rules = parse_document(yaml, Format::Yaml).expect("yaml");
+        let owner = HashMap::from([("owner", "t1".to_string())]);
+        assert!(eval(&rules["download_image"], &rules, &ctx(&[], Some("t1")), &owner, 0));
+        assert!(!eval(&rules["download_image"], &rules, &ctx(&[], Some("t2")), &owner, 0));
+        assert!(eval(&rules["old"], &rules, &ctx(&["a"], None), &owner, 0) && !rules.contains_key("get_image"));
+        assert!(parse_document("# nothing but comments\n", Format::Yaml).expect("empty").is_empty());
+        let err = parse_document("a: role:x\nb: [unclosed\n", Format::Yaml).unwrap_err();
+        assert!(err.contains("line"), "{err}");
+        assert_eq!(Format::of(std::path::Path::new("/etc/glance/policy.yaml")), Format::Yaml);
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
-        let err = parse_document("{\n\"a\": \"role:x\",\n oops\n}").unwrap_err();
+        let err = parse_document("{\n\"a\": \"role:x\",\n oops\n}", Format::Json).unwrap_err();
         assert!(err.contains("line 3"), "{err}");
-        assert!(parse_document(r#"{"a": "role:x and"}"#).is_err());
-        assert!(parse_document(r#"{"a": "(role:x"}"#).is_err());
+        assert!(parse_document(r#"{"a": "role:x and"}"#, Format::Json).is_err());
+        assert!(parse_document(r#"{"a": "(role:x"}"#, Format::Json).is_err());
     }
 
     #[test]

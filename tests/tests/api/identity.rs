@@ -87,8 +87,11 @@ async fn keystone_tokens_decide_who_sees_what() {
     assert!(matches!(update.status.as_u16(), 403 | 404), "a member changed the image: {}", update.text());
     let delete = bob.send(Method::DELETE, &path, &[], None).await;
     assert!(matches!(delete.status.as_u16(), 403 | 404), "a member deleted the image: {}", delete.text());
-    alice.head(&path).await.expect(200);
+    let share = bob.send(Method::PUT, &format!("{path}/members/someone-else"), &[], None).await;
+    assert!(matches!(share.status.as_u16(), 403 | 404), "a member shared the image: {}", share.text());
     assert_eq!(alice.head(&path).await.header("x-image-meta-name"), Some("alpha-private"));
+    let members = alice.send(Method::GET, &format!("{path}/members"), &[], None).await.expect(200).json();
+    assert_eq!(members["members"].as_array().expect("members").len(), 1);
 
     // A revoked token stops working once its cache entry (token_cache_time = 1 s) lapses.
     let short = ks.token("alice", "alpha").await;
@@ -193,4 +196,35 @@ async fn registry_admits_only_api_nodes_with_the_shared_secret() {
     for server in [&api, &registry] {
         assert!(!server.logs().contains(secret), "the shared secret was logged by {}", server.name);
     }
+}
+
+#[tokio::test]
+async fn owner_is_tenant_and_admin_role() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let options = [
+        ("DEFAULT.owner_is_tenant", "False"),
+        ("DEFAULT.admin_role", "SuperUser"),
+        ("paste_deploy.flavor", "fakeauth"),
+    ];
+    let mut registry = env.registry();
+    for (k, v) in options {
+        registry = registry.option(k, v);
+    }
+    let registry = registry.start().await;
+    let mut api = env.api(&registry);
+    for (k, v) in options {
+        api = api.option(k, v);
+    }
+    let api = api.start().await;
+    let http = Api::new(api.url());
+    let alice = As { api: &http, token: "alice:t1:member".into() };
+    let headers = image_headers("mine");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = alice.send(Method::POST, "/v1/images", &headers, None).await.expect(201).json();
+    assert_eq!(created["image"]["owner"], "alice", "owner_is_tenant = False: users own images");
+    let path = format!("/v1/images/{}", created["image"]["id"].as_str().expect("id"));
+    // Same tenant, another user: a stranger. The configured admin role (any case) sees it.
+    As { api: &http, token: "ann:t1:member".into() }.head(&path).await.expect(404);
+    As { api: &http, token: "root:t9:superuser".into() }.head(&path).await.expect(200);
+    As { api: &http, token: "root:t9:admin".into() }.head(&path).await.expect(404);
 }

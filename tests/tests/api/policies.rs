@@ -123,3 +123,47 @@ async fn context_is_admin_makes_admins() {
     env.set_policy_rules(&json!({"context_is_admin": "role:admin", "default": ""}));
     As { api: &http, token: "olga:t9:cloud_ops".into() }.head(&path).await.expect(404);
 }
+
+#[tokio::test]
+async fn yaml_policies_and_broken_files() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let registry = env.registry().start().await;
+    let yaml = env.dir().join("policy.yaml");
+    std::fs::write(&yaml, "# oslo.policy YAML\n\"context_is_admin\": \"role:admin\"\ndownload_image: '!'\n")
+        .expect("write");
+    let api = env.api(&registry).option("DEFAULT.policy_file", yaml.to_str().expect("utf-8")).start().await;
+    let http = Api::new(api.url());
+    let headers = image_headers("yaml");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = http.post_image(&headers, Some(data5k())).await.expect(201).json();
+    let path = format!("/v1/images/{}", created["image"]["id"].as_str().expect("id"));
+    http.get(&path).await.expect(403);
+    http.head(&path).await.expect(200);
+
+    // A file that breaks while the server runs: the old rules stay, and the log says why.
+    std::fs::write(&yaml, "download_image: [unclosed\n").expect("write");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options().write(true).open(&yaml).and_then(|f| f.set_modified(later)).expect("touch");
+    http.get(&path).await.expect(403);
+    assert!(api.logs().contains("not reloaded, previous rules stay in force"), "{}", api.logs());
+
+    // A broken file at start-up stops the server with the line named.
+    let config = env.dir().join("broken-policy-api.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {}\npolicy_file = {}\nfilesystem_store_datadir = {}\n",
+            glance_tests::process::free_port(),
+            yaml.display(),
+            env.dir().join("images").display()
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(glance_tests::bin_path("glance-api"))
+        .arg("--config-file")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("policy.yaml") && stderr.contains("line"), "{stderr}");
+}
