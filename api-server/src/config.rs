@@ -19,6 +19,8 @@ pub struct ApiConfig {
     pub auth: AuthOptions,
     /// `file` or `http`: where uploads go unless `x-image-meta-store` says otherwise.
     pub default_store: String,
+    /// The Swift store, when `swift_store_auth_address` is set.
+    pub swift: Option<crate::store::swift::SwiftOptions>,
     pub filesystem_store_datadir: PathBuf,
     /// Largest image accepted, in bytes.
     pub image_size_cap: u64,
@@ -130,13 +132,21 @@ impl ApiConfig {
         // [glance_store] (newer configs) wins over the [DEFAULT] spelling.
         let store_option = |key: &str| raw.string("glance_store", key).or_else(|| raw.string(d, key));
         let default_store = store_option("default_store").unwrap_or_else(|| "file".into()).to_lowercase();
-        if !matches!(default_store.as_str(), "file" | "filesystem") {
-            return Err(raw.invalid(
-                d,
-                "default_store",
-                &default_store,
-                "Store for scheme not found (available: file)",
-            ));
+        let swift = crate::store::swift::SwiftOptions::from_raw(raw)?;
+        match default_store.as_str() {
+            "file" | "filesystem" => {}
+            "swift" if swift.is_some() => {}
+            "swift" => {
+                return Err(raw.invalid(d, "default_store", "swift", "needs swift_store_auth_address, _user and _key"));
+            }
+            _ => {
+                return Err(raw.invalid(
+                    d,
+                    "default_store",
+                    &default_store,
+                    "Store for scheme not found (available: file, swift)",
+                ));
+            }
         }
         let datadir = store_option("filesystem_store_datadir").unwrap_or_else(|| "/var/lib/glance/images/".into());
         let policy_file = raw.path("oslo_policy", "policy_file").or_else(|| raw.path(d, "policy_file")).or_else(|| {
@@ -161,6 +171,7 @@ impl ApiConfig {
             enable_v2_api: raw.bool(d, "enable_v2_api", true)?,
             auth: AuthOptions::from_raw(raw)?,
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
+            swift,
             filesystem_store_datadir: PathBuf::from(datadir),
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
@@ -215,8 +226,9 @@ impl ApiConfig {
 
     /// Options in the files that glance-api does not read (yet).
     pub fn unknown_options(raw: &RawConfig) -> Vec<String> {
+        let stores = crate::store::swift::KEYS.iter().flat_map(|k| [("default", *k), ("glance_store", *k)]);
         let known: Vec<(&str, &str)> =
-            KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().collect();
+            KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().chain(stores).collect();
         raw.unknown(&known)
     }
 }

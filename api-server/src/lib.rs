@@ -66,7 +66,11 @@ impl AppState {
             Some((file, format)) => Some(Arc::new(Protections::load(file, *format).map_err(std::io::Error::other)?)),
             None => None,
         };
-        let stores = Stores { fs, http, default_scheme: config.default_store.clone() };
+        let swift = match &config.swift {
+            Some(options) => Some(store::swift::SwiftStore::new(options.clone()).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let stores = Stores { fs, http, swift, default_scheme: config.default_store.clone() };
         Ok(Self { config: Arc::new(config), registry, stores, policy, protections })
     }
 

@@ -1,9 +1,7 @@
 //! A real Keystone for the keystone-flavor tests, installed and started by
 //! `scripts/keystone.sh` (once per machine; later calls find it running).
 
-use crate::db::services_required;
-use std::path::PathBuf;
-use std::process::Command;
+use crate::services;
 use std::sync::OnceLock;
 
 /// The Keystone that `scripts/keystone.sh` runs, with the accounts it created.
@@ -16,31 +14,11 @@ pub struct Keystone {
 pub fn keystone() -> Option<&'static Keystone> {
     static KEYSTONE: OnceLock<Result<Keystone, String>> = OnceLock::new();
     let started = KEYSTONE.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/keystone.sh");
-        let out = Command::new(&script).arg("start").output().map_err(|e| format!("{}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} start failed ({}):\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let env = Command::new(&script).arg("env").output().map_err(|e| e.to_string())?;
-        let url = String::from_utf8_lossy(&env.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("KEYSTONE_URL=").map(str::to_string))
-            .ok_or("keystone.sh env printed no KEYSTONE_URL")?;
+        let env = services::start("keystone.sh")?;
+        let url = env.get("KEYSTONE_URL").cloned().ok_or("keystone.sh env printed no KEYSTONE_URL")?;
         Ok(Keystone { url })
     });
-    match started {
-        Ok(k) => Some(k),
-        Err(e) if services_required() => panic!("Keystone is required (GLANCE_TEST_REQUIRE_SERVICES): {e}"),
-        Err(e) => {
-            eprintln!("\n!!!!! SKIPPED: Keystone could not start: {e}\n");
-            None
-        }
-    }
+    services::available("Keystone", started)
 }
 
 impl Keystone {

@@ -11,6 +11,8 @@ pub mod http_source;
 pub mod keystone;
 pub mod process;
 pub mod proxy;
+pub mod services;
+pub mod swift;
 
 pub use db::{Engine, TestDb};
 pub use process::{Server, bin_path};
@@ -22,6 +24,8 @@ use std::path::{Path, PathBuf};
 pub struct TestEnv {
     pub db: TestDb,
     dir: tempfile::TempDir,
+    /// Options every API of this environment starts with (a store, say).
+    api_defaults: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -31,7 +35,16 @@ impl TestEnv {
     pub fn new(engine: Engine) -> Option<Self> {
         let dir = tempfile::Builder::new().prefix("glance-test-").tempdir().expect("create a temp dir");
         let db = TestDb::create(engine, dir.path())?;
-        Some(Self { db, dir })
+        Some(Self { db, dir, api_defaults: Vec::new() })
+    }
+
+    /// A SQLite environment whose APIs keep images in the real Swift (`scripts/swift.sh`), in a
+    /// container of their own; `None` (loudly) when Swift cannot start outside CI.
+    pub fn with_swift() -> Option<Self> {
+        let swift = swift::swift()?;
+        let mut env = Self::new(Engine::Sqlite)?;
+        env.api_defaults = swift.store_options(&format!("glance-{}", uuid::Uuid::new_v4().simple()));
+        Some(env)
     }
 
     pub fn dir(&self) -> &Path {
@@ -190,6 +203,7 @@ impl ApiBuilder<'_> {
         options.insert("DEFAULT.image_property_quota".into(), "10".into());
         options.insert("DEFAULT.policy_file".into(), env.policy_file().display().to_string());
         options.insert("DEFAULT.policy_default_rule".into(), "default".into());
+        options.extend(env.api_defaults.iter().cloned());
         options.extend(self.options);
         let mut sections = sections_of(options);
         Server::start("glance-api", env.dir(), log_file, |port| {
@@ -208,6 +222,26 @@ fn sections_of(options: BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<S
         sections.entry(section.to_string()).or_default().insert(key.to_string(), value);
     }
     sections
+}
+
+/// Declares each listed `async fn name(env: TestEnv)` once more with the API on the Swift
+/// store: `swift_store::name`.
+#[macro_export]
+macro_rules! swift_store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod swift_store {
+            $( #[tokio::test] async fn $name() { if let Some(env) = $crate::TestEnv::with_swift() { super::$name(env).await } } )*
+        }
+    };
+}
+
+/// [`engine_tests!`] and [`swift_store_tests!`] for the same tests.
+#[macro_export]
+macro_rules! engine_and_swift_store_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::engine_tests!($($name),*);
+        $crate::swift_store_tests!($($name),*);
+    };
 }
 
 /// Declares each listed `async fn name(env: TestEnv)` once per engine:

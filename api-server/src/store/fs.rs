@@ -3,7 +3,7 @@
 //! An upload is written to a hidden staging file beside its final name, fsynced, then renamed:
 //! a crash or an aborted upload never leaves a partial image under the image's name.
 
-use super::{Chunk, Download, StoreError, Stored, Upload};
+use super::{ByteRange, Chunk, Download, StoreError, Stored, Upload};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
@@ -94,15 +94,23 @@ impl FsStore {
 
     /// Streams the file in 1 MiB positioned reads, each on the blocking pool, two in flight
     /// (read-ahead): a slow or stalled client holds no thread while it is not reading.
-    pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
+    pub async fn get(&self, location: &str, range: Option<ByteRange>) -> Result<Download, StoreError> {
         let path = self.path_of(location)?;
-        let (file, size) = tokio::task::spawn_blocking(move || {
+        let (file, total) = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).map_err(|e| not_found(&path, e))?;
             let size = file.metadata().map_err(|e| not_found(&path, e))?.len();
             Ok::<_, StoreError>((file, size))
         })
         .await
         .map_err(|e| StoreError::Other(e.to_string()))??;
+        let (start, end) = match range {
+            None => (0, total),
+            Some(r) if r.start < total && r.end.is_none_or(|e| e > r.start) => {
+                (r.start, r.end.unwrap_or(total).min(total))
+            }
+            Some(_) => return Err(StoreError::BadLocation("Requested range not satisfiable".into())),
+        };
+        let size = end - start;
         let file = std::sync::Arc::new(file);
         let chunks = size.div_ceil(READ_CHUNK as u64);
         let body = futures_util::stream::iter(0..chunks)
@@ -113,6 +121,7 @@ impl FsStore {
                         use std::os::unix::fs::FileExt;
                         let offset = i * READ_CHUNK as u64;
                         let len = (size - offset).min(READ_CHUNK as u64) as usize;
+                        let offset = start + offset;
                         let mut buf = BytesMut::zeroed(len);
                         file.read_exact_at(&mut buf, offset)?;
                         Ok(buf.freeze())
@@ -180,14 +189,14 @@ mod tests {
         assert_eq!(stored.checksum, "8d777f385d3dfec8815d20f7496026dc");
         assert_eq!(stored.location, format!("file://{}/img", dir.path().display()));
         let mut got = Vec::new();
-        let mut body = store.get(&stored.location).await.expect("get").body;
+        let mut body = store.get(&stored.location, None).await.expect("get").body;
         while let Some(chunk) = body.next().await {
             got.extend_from_slice(&chunk.expect("chunk"));
         }
         assert_eq!(got, b"data");
         assert!(matches!(upload(&store, "img", vec![Chunk::End]).await, Err(StoreError::AlreadyExists(_))));
         store.delete(&stored.location).await.expect("delete");
-        assert!(matches!(store.get(&stored.location).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(store.get(&stored.location, None).await, Err(StoreError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -204,7 +213,7 @@ mod tests {
     async fn locations_outside_the_store_are_refused() {
         let dir = tempfile::tempdir().expect("dir");
         let store = FsStore::new(dir.path()).expect("store");
-        assert!(matches!(store.get("file:///etc/passwd").await, Err(StoreError::BadLocation(_))));
+        assert!(matches!(store.get("file:///etc/passwd", None).await, Err(StoreError::BadLocation(_))));
         let sneaky = format!("file://{}/../x", dir.path().display());
         assert!(matches!(store.delete(&sneaky).await, Err(StoreError::BadLocation(_))));
     }

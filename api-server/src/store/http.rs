@@ -131,9 +131,14 @@ impl HttpStore {
         Ok(())
     }
 
-    pub async fn get(&self, uri: &str) -> Result<Download, StoreError> {
+    pub async fn get(&self, uri: &str, range: Option<super::ByteRange>) -> Result<Download, StoreError> {
         self.check(uri).await?;
-        let response = self.client.get(uri).send().await.map_err(|e| unreachable(uri, e))?;
+        let request = self.client.get(uri);
+        let request = match range {
+            Some(range) => request.header(reqwest::header::RANGE, range.header()),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| unreachable(uri, e))?;
         check_status(uri, response.status())?;
         let size = response.content_length();
         let body = response.bytes_stream().map_err(std::io::Error::other);

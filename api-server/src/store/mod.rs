@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod http;
+pub mod swift;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -23,6 +24,23 @@ pub struct Stored {
     pub size: u64,
     /// md5 of the bytes written, hex.
     pub checksum: String,
+}
+
+/// Part of an image: bytes `start..end` (`end` exclusive; open-ended without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// As an HTTP `Range` header value.
+    pub fn header(&self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{}", self.start, end.saturating_sub(1)),
+            None => format!("bytes={}-", self.start),
+        }
+    }
 }
 
 /// An image being read: its bytes and, when the store knows it, its size.
@@ -86,6 +104,8 @@ pub type Upload = tokio::sync::mpsc::Receiver<Chunk>;
 pub struct Stores {
     pub fs: fs::FsStore,
     pub http: http::HttpStore,
+    /// When `swift_store_auth_address` is configured.
+    pub swift: Option<swift::SwiftStore>,
     pub default_scheme: String,
 }
 
@@ -100,6 +120,7 @@ impl fmt::Debug for Stores {
 pub enum Scheme {
     File,
     Http,
+    Swift,
 }
 
 impl Scheme {
@@ -108,6 +129,7 @@ impl Scheme {
         match name.to_ascii_lowercase().as_str() {
             "file" | "filesystem" => Some(Self::File),
             "http" | "https" => Some(Self::Http),
+            "swift" | "swift+http" | "swift+https" => Some(Self::Swift),
             _ => None,
         }
     }
@@ -118,37 +140,59 @@ impl Scheme {
 }
 
 impl Stores {
+    fn swift(&self) -> Result<&swift::SwiftStore, StoreError> {
+        self.swift.as_ref().ok_or_else(|| StoreError::BadLocation("The Swift store is not configured".into()))
+    }
+
     /// Writes an upload to the store named `scheme` (`x-image-meta-store`, else default_store).
-    pub async fn put(&self, scheme: Scheme, id: &str, upload: Upload) -> Result<Stored, StoreError> {
+    /// `size_hint` is the size the client declared, if any.
+    pub async fn put(
+        &self,
+        scheme: Scheme,
+        id: &str,
+        upload: Upload,
+        size_hint: Option<u64>,
+    ) -> Result<Stored, StoreError> {
         match scheme {
             Scheme::File => self.fs.put(id, upload).await,
             Scheme::Http => Err(StoreError::Other("the http store is read-only".into())),
+            Scheme::Swift => self.swift()?.put(id, upload, size_hint).await,
         }
     }
 
+    fn scheme_of(location: &str) -> Result<Scheme, StoreError> {
+        Scheme::of_uri(location)
+            .ok_or_else(|| StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location))))
+    }
+
     pub async fn get(&self, location: &str) -> Result<Download, StoreError> {
-        match Scheme::of_uri(location) {
-            Some(Scheme::File) => self.fs.get(location).await,
-            Some(Scheme::Http) => self.http.get(location).await,
-            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        self.get_range(location, None).await
+    }
+
+    /// The data at `location`, or the part of it `range` names.
+    pub async fn get_range(&self, location: &str, range: Option<ByteRange>) -> Result<Download, StoreError> {
+        match Self::scheme_of(location)? {
+            Scheme::File => self.fs.get(location, range).await,
+            Scheme::Http => self.http.get(location, range).await,
+            Scheme::Swift => self.swift()?.get(location, range).await,
         }
     }
 
     /// The size of the data at `location` (0 when an HTTP server does not say).
     pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
-        match Scheme::of_uri(location) {
-            Some(Scheme::File) => self.fs.size(location).await,
-            Some(Scheme::Http) => self.http.size(location).await,
-            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        match Self::scheme_of(location)? {
+            Scheme::File => self.fs.size(location).await,
+            Scheme::Http => self.http.size(location).await,
+            Scheme::Swift => self.swift()?.size(location).await,
         }
     }
 
     /// Deletes the data at `location`; read-only stores leave it alone.
     pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
-        match Scheme::of_uri(location) {
-            Some(Scheme::File) => self.fs.delete(location).await,
-            Some(Scheme::Http) => Ok(()),
-            None => Err(StoreError::BadLocation(format!("Unknown scheme in location {}", redact(location)))),
+        match Self::scheme_of(location)? {
+            Scheme::File => self.fs.delete(location).await,
+            Scheme::Http => Ok(()),
+            Scheme::Swift => self.swift()?.delete(location).await,
         }
     }
 }

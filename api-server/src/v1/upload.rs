@@ -94,6 +94,7 @@ pub async fn stream_to_store<S, E>(
     id: &str,
     body: S,
     cap: u64,
+    size_hint: Option<u64>,
     mut grant: Option<StorageGrant<'_>>,
 ) -> Result<Stored, Error>
 where
@@ -102,7 +103,7 @@ where
 {
     // A few batches in flight: enough to keep the writer busy, little memory per upload.
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
-    let store = st.stores.put(scheme, id, rx);
+    let store = st.stores.put(scheme, id, rx, size_hint);
     let pump = async move {
         let mut body = body;
         let mut total: u64 = 0;
@@ -177,7 +178,7 @@ where
     })?;
     let declared = expected.size.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0);
     let streamed = match StorageGrant::start(st, ctx, &image.id, declared).await {
-        Ok(grant) => stream_to_store(st, scheme, &image.id, body, st.config.image_size_cap, grant).await,
+        Ok(grant) => stream_to_store(st, scheme, &image.id, body, st.config.image_size_cap, declared, grant).await,
         Err(e) => Err(e),
     };
     let stored = match streamed {

@@ -1,0 +1,62 @@
+//! A real Swift (with its S3 API) for the store tests, installed and started by
+//! `scripts/swift.sh` (once per machine; later calls find it running).
+
+use crate::services;
+use std::sync::OnceLock;
+
+/// Endpoints and credentials of the Swift that `scripts/swift.sh` runs.
+#[derive(Debug, Clone)]
+pub struct Swift {
+    pub auth_url: String,
+    pub user: String,
+    pub key: String,
+    pub s3_endpoint: String,
+}
+
+/// Swift, started if needed; `None` (after a loud message) when it cannot start on a laptop,
+/// a failure when `GLANCE_TEST_REQUIRE_SERVICES` is set (CI).
+pub fn swift() -> Option<&'static Swift> {
+    static SWIFT: OnceLock<Result<Swift, String>> = OnceLock::new();
+    let started = SWIFT.get_or_init(|| {
+        let env = services::start("swift.sh")?;
+        let var = |name: &str| env.get(name).cloned().ok_or_else(|| format!("swift.sh env printed no {name}"));
+        Ok(Swift {
+            auth_url: var("SWIFT_AUTH_URL")?,
+            user: var("SWIFT_USER")?,
+            key: var("SWIFT_KEY")?,
+            s3_endpoint: var("S3_ENDPOINT")?,
+        })
+    });
+    services::available("Swift", started)
+}
+
+impl Swift {
+    /// A tempauth login: `(token, storage URL)`, for looking at Swift directly.
+    pub async fn login(&self) -> (String, String) {
+        let auth = reqwest::Client::new()
+            .get(&self.auth_url)
+            .header("x-auth-user", &self.user)
+            .header("x-auth-key", &self.key)
+            .send()
+            .await
+            .expect("Swift answers");
+        let header = |name: &str| auth.headers()[name].to_str().expect("header").to_string();
+        (header("x-auth-token"), header("x-storage-url"))
+    }
+
+    /// glance-api options for a Swift store in `container` (created on first upload).
+    pub fn store_options(&self, container: &str) -> Vec<(String, String)> {
+        [
+            ("default_store", "swift"),
+            ("swift_store_auth_address", self.auth_url.as_str()),
+            ("swift_store_auth_version", "1"),
+            ("swift_store_user", self.user.as_str()),
+            ("swift_store_key", self.key.as_str()),
+            ("swift_store_container", container),
+            ("swift_store_create_container_on_put", "True"),
+        ]
+        .iter()
+        .map(|(k, v)| (format!("glance_store.{k}"), v.to_string()))
+        .collect()
+    }
+}
