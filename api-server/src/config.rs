@@ -21,6 +21,8 @@ pub struct ApiConfig {
     pub default_store: String,
     /// The Swift store, when `swift_store_auth_address` is set.
     pub swift: Option<crate::store::swift::SwiftOptions>,
+    /// The S3 store, when `s3_store_host` is set.
+    pub s3: Option<crate::store::s3::S3Options>,
     pub filesystem_store_datadir: PathBuf,
     /// Largest image accepted, in bytes.
     pub image_size_cap: u64,
@@ -133,18 +135,28 @@ impl ApiConfig {
         let store_option = |key: &str| raw.string("glance_store", key).or_else(|| raw.string(d, key));
         let default_store = store_option("default_store").unwrap_or_else(|| "file".into()).to_lowercase();
         let swift = crate::store::swift::SwiftOptions::from_raw(raw)?;
+        let s3 = crate::store::s3::S3Options::from_raw(raw)?;
         match default_store.as_str() {
             "file" | "filesystem" => {}
             "swift" if swift.is_some() => {}
+            "s3" if s3.is_some() => {}
             "swift" => {
                 return Err(raw.invalid(d, "default_store", "swift", "needs swift_store_auth_address, _user and _key"));
+            }
+            "s3" => {
+                return Err(raw.invalid(
+                    d,
+                    "default_store",
+                    "s3",
+                    "needs s3_store_host, _access_key, _secret_key and _bucket",
+                ));
             }
             _ => {
                 return Err(raw.invalid(
                     d,
                     "default_store",
                     &default_store,
-                    "Store for scheme not found (available: file, swift)",
+                    "Store for scheme not found (available: file, swift, s3)",
                 ));
             }
         }
@@ -172,6 +184,7 @@ impl ApiConfig {
             auth: AuthOptions::from_raw(raw)?,
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
             swift,
+            s3,
             filesystem_store_datadir: PathBuf::from(datadir),
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,
@@ -226,7 +239,10 @@ impl ApiConfig {
 
     /// Options in the files that glance-api does not read (yet).
     pub fn unknown_options(raw: &RawConfig) -> Vec<String> {
-        let stores = crate::store::swift::KEYS.iter().flat_map(|k| [("default", *k), ("glance_store", *k)]);
+        let stores = crate::store::swift::KEYS
+            .iter()
+            .chain(crate::store::s3::KEYS)
+            .flat_map(|k| [("default", *k), ("glance_store", *k)]);
         let known: Vec<(&str, &str)> =
             KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().chain(stores).collect();
         raw.unknown(&known)

@@ -70,7 +70,11 @@ impl AppState {
             Some(options) => Some(store::swift::SwiftStore::new(options.clone()).map_err(std::io::Error::other)?),
             None => None,
         };
-        let stores = Stores { fs, http, swift, default_scheme: config.default_store.clone() };
+        let s3 = match &config.s3 {
+            Some(options) => Some(store::s3::S3Store::new(options.clone()).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let stores = Stores { fs, http, swift, s3, default_scheme: config.default_store.clone() };
         Ok(Self { config: Arc::new(config), registry, stores, policy, protections })
     }
 

@@ -47,6 +47,14 @@ impl TestEnv {
         Some(env)
     }
 
+    /// As [`TestEnv::with_swift`], with the S3 store on Swift's S3 API, in a bucket of its own.
+    pub fn with_s3() -> Option<Self> {
+        let swift = swift::swift()?;
+        let mut env = Self::new(Engine::Sqlite)?;
+        env.api_defaults = swift.s3_store_options(&format!("glance-{}", uuid::Uuid::new_v4().simple()));
+        Some(env)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -235,12 +243,24 @@ macro_rules! swift_store_tests {
     };
 }
 
-/// [`engine_tests!`] and [`swift_store_tests!`] for the same tests.
+/// Declares each listed `async fn name(env: TestEnv)` once more with the API on the S3 store:
+/// `s3_store::name`.
 #[macro_export]
-macro_rules! engine_and_swift_store_tests {
+macro_rules! s3_store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod s3_store {
+            $( #[tokio::test] async fn $name() { if let Some(env) = $crate::TestEnv::with_s3() { super::$name(env).await } } )*
+        }
+    };
+}
+
+/// [`engine_tests!`], [`swift_store_tests!`] and [`s3_store_tests!`] for the same tests.
+#[macro_export]
+macro_rules! engine_and_store_tests {
     ($($name:ident),* $(,)?) => {
         $crate::engine_tests!($($name),*);
         $crate::swift_store_tests!($($name),*);
+        $crate::s3_store_tests!($($name),*);
     };
 }
 

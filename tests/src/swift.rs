@@ -44,6 +44,22 @@ impl Swift {
         (header("x-auth-token"), header("x-storage-url"))
     }
 
+    /// glance-api options for an S3 store (Swift's S3 API) in `bucket` (created on first upload).
+    pub fn s3_store_options(&self, bucket: &str) -> Vec<(String, String)> {
+        [
+            ("default_store", "s3"),
+            ("s3_store_host", self.s3_endpoint.as_str()),
+            ("s3_store_access_key", self.user.as_str()),
+            ("s3_store_secret_key", self.key.as_str()),
+            ("s3_store_bucket", bucket),
+            ("s3_store_create_bucket_on_put", "True"),
+            ("s3_store_bucket_url_format", "path"),
+        ]
+        .iter()
+        .map(|(k, v)| (format!("glance_store.{k}"), v.to_string()))
+        .collect()
+    }
+
     /// glance-api options for a Swift store in `container` (created on first upload).
     pub fn store_options(&self, container: &str) -> Vec<(String, String)> {
         [

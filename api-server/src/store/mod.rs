@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod http;
+pub mod s3;
 pub mod swift;
 
 use bytes::Bytes;
@@ -89,6 +90,43 @@ impl StoreError {
     }
 }
 
+/// md5 of an upload, computed on a blocking thread as the chunks are handed to it (hashing
+/// never runs on the async executor's threads).
+pub struct Md5Thread {
+    chunks: tokio::sync::mpsc::Sender<Bytes>,
+    digest: tokio::task::JoinHandle<String>,
+}
+
+impl Md5Thread {
+    pub fn start() -> Self {
+        use md5::{Digest, Md5};
+        let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let digest = tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            while let Some(chunk) = incoming.blocking_recv() {
+                md5.update(&chunk);
+            }
+            hex::encode(md5.finalize())
+        });
+        Self { chunks, digest }
+    }
+
+    /// Another handle to feed it; the digest is ready once every handle is dropped.
+    pub fn sender(&self) -> tokio::sync::mpsc::Sender<Bytes> {
+        self.chunks.clone()
+    }
+
+    pub async fn update(&self, chunk: Bytes) {
+        let _ = self.chunks.send(chunk).await;
+    }
+
+    /// The hex digest of everything fed (other senders must be dropped first).
+    pub async fn finish(self) -> Result<String, StoreError> {
+        drop(self.chunks);
+        self.digest.await.map_err(|e| StoreError::Other(format!("the md5 thread failed: {e}")))
+    }
+}
+
 /// One message of an upload. Only `End` commits: a channel that closes without it (the
 /// request failed or was dropped) aborts the upload, so a cut-off upload can never be kept.
 pub enum Chunk {
@@ -106,6 +144,8 @@ pub struct Stores {
     pub http: http::HttpStore,
     /// When `swift_store_auth_address` is configured.
     pub swift: Option<swift::SwiftStore>,
+    /// When `s3_store_host` is configured.
+    pub s3: Option<s3::S3Store>,
     pub default_scheme: String,
 }
 
@@ -121,6 +161,7 @@ pub enum Scheme {
     File,
     Http,
     Swift,
+    S3,
 }
 
 impl Scheme {
@@ -130,6 +171,7 @@ impl Scheme {
             "file" | "filesystem" => Some(Self::File),
             "http" | "https" => Some(Self::Http),
             "swift" | "swift+http" | "swift+https" => Some(Self::Swift),
+            "s3" | "s3+http" | "s3+https" => Some(Self::S3),
             _ => None,
         }
     }
@@ -142,6 +184,20 @@ impl Scheme {
 impl Stores {
     fn swift(&self) -> Result<&swift::SwiftStore, StoreError> {
         self.swift.as_ref().ok_or_else(|| StoreError::BadLocation("The Swift store is not configured".into()))
+    }
+
+    fn s3(&self) -> Result<&s3::S3Store, StoreError> {
+        self.s3.as_ref().ok_or_else(|| StoreError::BadLocation("The S3 store is not configured".into()))
+    }
+
+    /// Whether uploads can go to `scheme` here.
+    pub fn writable(&self, scheme: Scheme) -> bool {
+        match scheme {
+            Scheme::File => true,
+            Scheme::Http => false,
+            Scheme::Swift => self.swift.is_some(),
+            Scheme::S3 => self.s3.is_some(),
+        }
     }
 
     /// Writes an upload to the store named `scheme` (`x-image-meta-store`, else default_store).
@@ -157,6 +213,7 @@ impl Stores {
             Scheme::File => self.fs.put(id, upload).await,
             Scheme::Http => Err(StoreError::Other("the http store is read-only".into())),
             Scheme::Swift => self.swift()?.put(id, upload, size_hint).await,
+            Scheme::S3 => self.s3()?.put(id, upload).await,
         }
     }
 
@@ -175,6 +232,7 @@ impl Stores {
             Scheme::File => self.fs.get(location, range).await,
             Scheme::Http => self.http.get(location, range).await,
             Scheme::Swift => self.swift()?.get(location, range).await,
+            Scheme::S3 => self.s3()?.get(location, range).await,
         }
     }
 
@@ -184,6 +242,7 @@ impl Stores {
             Scheme::File => self.fs.size(location).await,
             Scheme::Http => self.http.size(location).await,
             Scheme::Swift => self.swift()?.size(location).await,
+            Scheme::S3 => self.s3()?.size(location).await,
         }
     }
 
@@ -193,6 +252,7 @@ impl Stores {
             Scheme::File => self.fs.delete(location).await,
             Scheme::Http => Ok(()),
             Scheme::Swift => self.swift()?.delete(location).await,
+            Scheme::S3 => self.s3()?.delete(location).await,
         }
     }
 }

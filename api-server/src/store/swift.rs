@@ -8,12 +8,11 @@
 //! deletes whatever it wrote. Locations are `swift+http(s)://<auth address>/<container>/<id>`
 //! without credentials (the store's own are used; Glance's `user:key@` form is read too).
 
-use super::{ByteRange, Chunk, Download, StoreError, Stored, Upload};
+use super::{ByteRange, Chunk, Download, Md5Thread, StoreError, Stored, Upload};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
 use glance_common::keystone::Secret;
-use md5::{Digest, Md5};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,15 +307,8 @@ impl SwiftStore {
     /// else segments and a manifest. Anything written is deleted again if the upload fails.
     pub async fn put(&self, id: &str, upload: Upload, size_hint: Option<u64>) -> Result<Stored, StoreError> {
         self.ensure_container().await?;
-        let (to_hasher, chunks) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let hasher = tokio::task::spawn_blocking(move || {
-            let mut chunks = chunks;
-            let mut md5 = Md5::new();
-            while let Some(chunk) = chunks.blocking_recv() {
-                md5.update(&chunk);
-            }
-            hex::encode(md5.finalize())
-        });
+        let md5 = Md5Thread::start();
+        let to_hasher = md5.sender();
         let feed =
             Arc::new(Mutex::new(Feed { upload, leftover: None, ended: false, aborted: false, size: 0, to_hasher }));
         let mut written: Vec<String> = Vec::new();
@@ -327,7 +319,7 @@ impl SwiftStore {
             feed.to_hasher = tokio::sync::mpsc::channel(1).0;
             feed.size
         };
-        let checksum = hasher.await.map_err(|e| StoreError::Other(e.to_string()))?;
+        let checksum = md5.finish().await?;
         match result {
             Ok(()) => Ok(Stored { location: self.location_of(id), size, checksum }),
             Err(e) => {

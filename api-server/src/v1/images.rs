@@ -294,10 +294,9 @@ impl Sources {
 fn chosen_store(st: &AppState, meta: &RequestMeta) -> Result<Scheme, Error> {
     match meta.get("store") {
         Some(name) => match Scheme::parse(name) {
-            Some(Scheme::File) => Ok(Scheme::File),
-            Some(Scheme::Swift) if st.stores.swift.is_some() => Ok(Scheme::Swift),
             Some(Scheme::Http) => Err(Error::bad_request(format!("Store for scheme {name} is read-only"))),
-            Some(Scheme::Swift) => Err(Error::bad_request(format!("Required store {name} is invalid"))),
+            Some(scheme) if st.stores.writable(scheme) => Ok(scheme),
+            Some(_) => Err(Error::bad_request(format!("Required store {name} is invalid"))),
             None => Err(Error::bad_request(format!("Required store {name} is invalid"))),
         },
         None => Ok(st.default_scheme()),

@@ -2,10 +2,10 @@
 
 use super::{Api, Cluster, DATA5K_MD5, FIVE_KB, data5k, md5_hex};
 use glance_tests::http_source::HttpSource;
-use glance_tests::{TestEnv, engine_and_swift_store_tests};
+use glance_tests::{TestEnv, engine_and_store_tests};
 use std::time::Duration;
 
-engine_and_swift_store_tests!(copy_from_http_store, copy_from_http_exists);
+engine_and_store_tests!(copy_from_http_store, copy_from_http_exists);
 
 fn copy_headers(uri: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -1,11 +1,11 @@
 //! Uploads and downloads: streaming, verification, limits, and what failures leave behind.
 
 use super::{Cluster, DATA5K_MD5, as_refs, data5k, files_in, md5_hex, minimal_headers};
-use glance_tests::{Engine, TestEnv, engine_and_swift_store_tests};
+use glance_tests::{Engine, TestEnv, engine_and_store_tests};
 use std::io::{Read, Write};
 use std::time::Duration;
 
-engine_and_swift_store_tests!(
+engine_and_store_tests!(
     checksum_or_size_mismatch_kills_the_image,
     chunked_upload_over_the_cap_is_refused,
     upload_cut_off_mid_stream_leaves_nothing
@@ -230,28 +230,43 @@ async fn large_upload_streams_through() {
     assert_eq!(md5_hex(&got.body), image["image"]["checksum"].as_str().expect("checksum"));
 }
 
-/// With default_store = swift the bytes are in Swift, and the location written for the registry
-/// names the object without credentials.
-#[tokio::test]
-async fn swift_store_holds_the_data() {
-    let Some(env) = TestEnv::with_swift() else { return };
+/// With default_store = swift or s3 the bytes are in that store (a Swift container, or the S3
+/// bucket that is one), and the location written for the registry names the object without
+/// credentials; deleting the image deletes the object.
+async fn object_store_holds_the_data(env: TestEnv, scheme: &str) {
     let c = Cluster::start(&env).await;
-    let image = c.http.post_image(&as_refs(&minimal_headers("in swift")), Some(data5k())).await.expect(201).json();
+    let image = c.http.post_image(&as_refs(&minimal_headers("in a store")), Some(data5k())).await.expect(201).json();
     let id = image["image"]["id"].as_str().expect("id");
     let registry = super::Api::new(c.registry.url());
     let record = registry.get(&format!("/images/{id}")).await.expect(200).json();
     let location = record["image"]["location"].as_str().expect("location");
-    assert!(location.starts_with("swift+http://127.0.0.1:") && location.ends_with(&format!("/{id}")), "{location}");
+    assert!(
+        location.starts_with(&format!("{scheme}://127.0.0.1:")) && location.ends_with(&format!("/{id}")),
+        "{location}"
+    );
     assert!(!location.contains("testing") && !location.contains('@'), "credentials in {location}");
     assert_eq!(c.http.get(&format!("/v1/images/{id}")).await.expect(200).body, data5k());
     assert!(files_in(&env.dir().join("images")).is_empty(), "nothing went to the file store");
-    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
-    // Swift lost it too: the registry still has the old location, and Swift answers 404 for it.
     let swift = glance_tests::swift::swift().expect("swift");
-    let client = reqwest::Client::new();
     let (token, storage) = swift.login().await;
     let container = location.rsplit('/').nth(1).expect("container");
-    let head =
-        client.head(format!("{storage}/{container}/{id}")).header("x-auth-token", token).send().await.expect("head");
+    let object = format!("{storage}/{container}/{id}");
+    let client = reqwest::Client::new();
+    let head = client.head(&object).header("x-auth-token", &token).send().await.expect("head");
+    assert_eq!(head.status().as_u16(), 200);
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    let head = client.head(&object).header("x-auth-token", &token).send().await.expect("head");
     assert_eq!(head.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn swift_store_holds_the_data() {
+    let Some(env) = TestEnv::with_swift() else { return };
+    object_store_holds_the_data(env, "swift+http").await;
+}
+
+#[tokio::test]
+async fn s3_store_holds_the_data() {
+    let Some(env) = TestEnv::with_s3() else { return };
+    object_store_holds_the_data(env, "s3+http").await;
 }

@@ -1,11 +1,11 @@
 //! Glance's `functional/v1/test_api.py`, step by step.
 
 use super::{Cluster, DATA5K_MD5, FIVE_KB, as_refs, data5k, md5_hex, minimal_headers};
-use glance_tests::{TestEnv, engine_and_swift_store_tests};
+use glance_tests::{TestEnv, engine_and_store_tests};
 use reqwest::Method;
 use serde_json::json;
 
-engine_and_swift_store_tests!(
+engine_and_store_tests!(
     get_head_simple_post,
     checksum_32_chars_at_image_create,
     param_int_too_large_at_create,

@@ -1,8 +1,10 @@
-//! One conformance suite for every writable store (file, Swift; S3 to come): the store is
-//! driven directly, as glance-api drives it, against the real backend.
+//! One conformance suite for every writable store (file, Swift, S3): the store is driven
+//! directly, as glance-api drives it, against the real backend (Swift and its S3 API, from
+//! `scripts/swift.sh`).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use glance_api::store::s3::{S3Options, S3Store};
 use glance_api::store::swift::{AuthVersion, SwiftOptions, SwiftStore};
 use glance_api::store::{ByteRange, Chunk, Scheme, StoreError, Stored, Stores, fs, http};
 use glance_common::keystone::Secret;
@@ -21,14 +23,23 @@ struct Subject {
 
 enum Backend {
     File(std::path::PathBuf),
-    Swift { swift: Swift, container: String },
+    Swift {
+        swift: Swift,
+        container: String,
+    },
+    /// An S3 bucket is a Swift container; multipart parts wait in `<bucket>+segments`.
+    S3 {
+        swift: Swift,
+        bucket: String,
+    },
 }
 
-fn stores(dir: &std::path::Path, swift: Option<SwiftStore>) -> Stores {
+fn stores(dir: &std::path::Path, swift: Option<SwiftStore>, s3: Option<S3Store>) -> Stores {
     Stores {
         fs: fs::FsStore::new(dir.join("images")).expect("file store"),
         http: http::HttpStore::new(http::Denied { endpoints: Vec::new() }).expect("http store"),
         swift,
+        s3,
         default_scheme: "file".into(),
     }
 }
@@ -36,7 +47,33 @@ fn stores(dir: &std::path::Path, swift: Option<SwiftStore>) -> Stores {
 fn file_subject() -> Subject {
     let dir = tempfile::tempdir().expect("dir");
     let images = dir.path().join("images");
-    Subject { stores: stores(dir.path(), None), scheme: Scheme::File, backend: Backend::File(images), _dir: dir }
+    Subject { stores: stores(dir.path(), None, None), scheme: Scheme::File, backend: Backend::File(images), _dir: dir }
+}
+
+fn s3_options(s: &Swift, bucket: &str, endpoint: &str) -> S3Options {
+    S3Options {
+        endpoint: endpoint.to_string(),
+        access_key: s.user.clone(),
+        secret_key: Secret(s.key.clone()),
+        bucket: bucket.to_string(),
+        create_bucket_on_put: true,
+        virtual_hosted: false,
+        chunk_size: 5 * MIB as u64,
+        region: "us-east-1".into(),
+    }
+}
+
+fn s3_subject() -> Option<Subject> {
+    let s = swift()?;
+    let dir = tempfile::tempdir().expect("dir");
+    let bucket = format!("conformance-{}", uuid::Uuid::new_v4().simple());
+    let store = S3Store::new(s3_options(s, &bucket, &s.s3_endpoint)).expect("s3 store");
+    Some(Subject {
+        stores: stores(dir.path(), None, Some(store)),
+        scheme: Scheme::S3,
+        backend: Backend::S3 { swift: s.clone(), bucket },
+        _dir: dir,
+    })
 }
 
 fn swift_options(s: &Swift, container: &str, auth_address: &str) -> SwiftOptions {
@@ -62,7 +99,7 @@ fn swift_subject() -> Option<Subject> {
     let container = format!("conformance-{}", uuid::Uuid::new_v4().simple());
     let store = SwiftStore::new(swift_options(s, &container, &s.auth_url)).expect("swift store");
     Some(Subject {
-        stores: stores(dir.path(), Some(store)),
+        stores: stores(dir.path(), Some(store), None),
         scheme: Scheme::Swift,
         backend: Backend::Swift { swift: s.clone(), container },
         _dir: dir,
@@ -70,8 +107,22 @@ fn swift_subject() -> Option<Subject> {
 }
 
 impl Subject {
-    /// Names the backend holds for image `id` (objects, segments, files, staging files).
+    /// Big enough to cross the store's large-object threshold (Swift segments of 1 MiB here,
+    /// S3 parts of at least 5 MiB).
+    fn large(&self) -> usize {
+        match self.backend {
+            Backend::S3 { .. } => 12 * MIB,
+            _ => 5 * MIB / 2,
+        }
+    }
+
+    /// Names the backend holds for image `id` (objects, segments, parts, files, staging files).
     async fn leftovers(&self, id: &str) -> Vec<String> {
+        if let Backend::S3 { swift, bucket } = &self.backend {
+            let mut names = list(swift, bucket, id).await;
+            names.extend(list(swift, &format!("{bucket}+segments"), id).await);
+            return names;
+        }
         match &self.backend {
             Backend::File(dir) => std::fs::read_dir(dir)
                 .map(|d| {
@@ -81,21 +132,8 @@ impl Subject {
                 .into_iter()
                 .filter(|n: &String| n.contains(id))
                 .collect(),
-            Backend::Swift { swift, container } => {
-                let http = reqwest::Client::new();
-                let (token, url) = swift.login().await;
-                let res = http
-                    .get(format!("{url}/{container}"))
-                    .query(&[("format", "json"), ("prefix", id)])
-                    .header("x-auth-token", token)
-                    .send()
-                    .await
-                    .expect("list");
-                if res.status() == 404 {
-                    return Vec::new();
-                }
-                let names: Vec<serde_json::Value> = res.json().await.expect("listing");
-                names.iter().map(|o| o["name"].as_str().expect("name").to_string()).collect()
+            Backend::Swift { swift, container } | Backend::S3 { swift, bucket: container } => {
+                list(swift, container, id).await
             }
         }
     }
@@ -133,6 +171,23 @@ impl Subject {
         }
         Ok(out)
     }
+}
+
+/// Object names in a Swift container starting with `prefix` (none if it does not exist).
+async fn list(swift: &Swift, container: &str, prefix: &str) -> Vec<String> {
+    let (token, url) = swift.login().await;
+    let res = reqwest::Client::new()
+        .get(format!("{url}/{container}"))
+        .query(&[("format", "json"), ("prefix", prefix)])
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .expect("list");
+    if res.status() == 404 {
+        return Vec::new();
+    }
+    let names: Vec<serde_json::Value> = res.json().await.expect("listing");
+    names.iter().map(|o| o["name"].as_str().expect("name").to_string()).collect()
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -173,7 +228,7 @@ async fn range_reads(s: Subject) {
 /// read back whole, and deleted with every segment.
 async fn large_objects(s: Subject) {
     let id = uuid::Uuid::new_v4().to_string();
-    let bytes = data(5 * MIB / 2);
+    let bytes = data(s.large());
     let stored = s.put(&id, &bytes, 100_000, None, true).await.expect("put");
     assert_eq!(stored.checksum, md5_hex(&bytes));
     if let Backend::Swift { .. } = s.backend {
@@ -182,17 +237,25 @@ async fn large_objects(s: Subject) {
         assert_eq!(names, vec![id.clone(), format!("{id}-00001"), format!("{id}-00002"), format!("{id}-00003")]);
     }
     assert_eq!(s.read(&stored.location, None).await.expect("get"), bytes);
-    let across = ByteRange { start: MIB as u64 - 10, end: Some(MIB as u64 + 10) };
-    assert_eq!(s.read(&stored.location, Some(across)).await.expect("range"), &bytes[MIB - 10..MIB + 10]);
+    // Across the first segment or part boundary.
+    let edge = if let Backend::S3 { .. } = s.backend { 5 * MIB } else { MIB };
+    let across = ByteRange { start: (edge - 10) as u64, end: Some((edge + 10) as u64) };
+    assert_eq!(s.read(&stored.location, Some(across)).await.expect("range"), &bytes[edge - 10..edge + 10]);
     s.stores.delete(&stored.location).await.expect("delete");
-    assert!(s.leftovers(&id).await.is_empty(), "segments were left behind");
+    let left = match &s.backend {
+        // Swift's s3api hands a deleted multipart object's parts to its expirer (async delete):
+        // the object is gone at once, its parts are Swift's to remove.
+        Backend::S3 { swift, bucket } => list(swift, bucket, &id).await,
+        _ => s.leftovers(&id).await,
+    };
+    assert!(left.is_empty(), "segments were left behind: {left:?}");
 }
 
 /// Cut off mid-stream (the client went away): an error, and nothing kept.
 async fn cut_off_put_leaves_nothing(s: Subject) {
     for hint in [None, Some(10 * MIB as u64)] {
         let id = uuid::Uuid::new_v4().to_string();
-        let result = s.put(&id, &data(3 * MIB / 2), 100_000, hint, false).await;
+        let result = s.put(&id, &data(s.large()), 100_000, hint, false).await;
         assert!(matches!(result, Err(StoreError::Aborted)), "{result:?}");
         assert!(s.leftovers(&id).await.is_empty(), "{:?} left for a cut-off upload", s.leftovers(&id).await);
     }
@@ -207,7 +270,8 @@ async fn streams_without_buffering(s: Subject) {
         let (scheme, id) = (s.scheme, id.clone());
         async move { stores.put(scheme, &id, rx, None).await }
     });
-    for piece in data(3 * MIB).chunks(256 * 1024) {
+    let total = s.large();
+    for piece in data(total).chunks(256 * 1024) {
         tx.send(Chunk::Data(Bytes::copy_from_slice(piece))).await.expect("send");
     }
     // Before End: the file store's staging file or the Swift segments already hold data.
@@ -222,7 +286,7 @@ async fn streams_without_buffering(s: Subject) {
     assert!(!seen.is_empty(), "nothing reached the backend before the upload ended");
     tx.send(Chunk::End).await.expect("end");
     let stored = put.await.expect("join").expect("put");
-    assert_eq!(stored.size, 3 * MIB as u64);
+    assert_eq!(stored.size, total as u64);
     s.stores.delete(&stored.location).await.expect("delete");
 }
 
@@ -236,6 +300,12 @@ async fn missing_objects_are_not_found(s: Subject) {
             let rest = swift.auth_url.split_once("://").expect("url").1;
             format!("swift+http://{rest}/{container}/{}", uuid::Uuid::new_v4())
         }
+        Backend::S3 { swift, bucket } => {
+            let stored = s.put("probe", b"x", 1, Some(1), true).await.expect("put");
+            s.stores.delete(&stored.location).await.expect("delete");
+            let host = swift.s3_endpoint.split_once("://").expect("url").1;
+            format!("s3+http://{host}/{bucket}/{}", uuid::Uuid::new_v4())
+        }
     };
     assert!(matches!(s.stores.get(&location).await, Err(StoreError::NotFound(_))));
     assert!(matches!(s.stores.size(&location).await, Err(StoreError::NotFound(_))));
@@ -248,6 +318,9 @@ macro_rules! conformance {
         }
         mod swift {
             $( #[tokio::test] async fn $check() { if let Some(s) = super::swift_subject() { super::$check(s).await } } )*
+        }
+        mod s3 {
+            $( #[tokio::test] async fn $check() { if let Some(s) = super::s3_subject() { super::$check(s).await } } )*
         }
     };
 }
@@ -272,7 +345,7 @@ async fn swift_unavailable_is_503() {
     for options in [swift_options(s, "conformance-dead", &dead), wrong] {
         let dir = tempfile::tempdir().expect("dir");
         let subject = Subject {
-            stores: stores(dir.path(), Some(SwiftStore::new(options).expect("store"))),
+            stores: stores(dir.path(), Some(SwiftStore::new(options).expect("store")), None),
             scheme: Scheme::Swift,
             backend: Backend::File(dir.path().join("images")),
             _dir: tempfile::tempdir().expect("dir"),
@@ -290,9 +363,35 @@ async fn swift_missing_container_without_create() {
     let dir = tempfile::tempdir().expect("dir");
     let mut options = swift_options(s, "conformance-absent", &s.auth_url);
     options.create_container_on_put = false;
-    let stores = stores(dir.path(), Some(SwiftStore::new(options).expect("store")));
+    let stores = stores(dir.path(), Some(SwiftStore::new(options).expect("store")), None);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     drop(tx);
     let err = stores.put(Scheme::Swift, "x", rx, None).await.expect_err("no container");
+    assert!(err.to_string().contains("conformance-absent") && err.to_string().contains("does not exist"), "{err}");
+}
+
+/// S3 with wrong credentials, or nowhere to be reached: 503; a missing bucket without
+/// create-on-put: an error naming it.
+#[tokio::test]
+async fn s3_unavailable_and_missing_bucket() {
+    let Some(s) = swift() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let dead = format!("http://127.0.0.1:{}", glance_tests::process::free_port());
+    let mut wrong = s3_options(s, "conformance-wrong", &s.s3_endpoint);
+    wrong.secret_key = Secret("not-the-secret".into());
+    for options in [s3_options(s, "conformance-dead", &dead), wrong] {
+        let stores = stores(dir.path(), None, Some(S3Store::new(options).expect("store")));
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(tx);
+        let err = stores.put(Scheme::S3, "x", rx, None).await.expect_err("no store");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_eq!(err.into_error().status().as_u16(), 503);
+    }
+    let mut absent = s3_options(s, "conformance-absent", &s.s3_endpoint);
+    absent.create_bucket_on_put = false;
+    let stores = stores(dir.path(), None, Some(S3Store::new(absent).expect("store")));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(tx);
+    let err = stores.put(Scheme::S3, "x", rx, None).await.expect_err("no bucket");
     assert!(err.to_string().contains("conformance-absent") && err.to_string().contains("does not exist"), "{err}");
 }
