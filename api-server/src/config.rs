@@ -23,6 +23,11 @@ pub struct ApiConfig {
     pub swift: Option<crate::store::swift::SwiftOptions>,
     /// The S3 store, when `s3_store_host` is set.
     pub s3: Option<crate::store::s3::S3Options>,
+    /// How downloads order an image's locations.
+    pub location_strategy: crate::store::LocationStrategy,
+    /// Whether the v2 API shows `direct_url` / `locations` (v1 never shows locations).
+    pub show_image_direct_url: bool,
+    pub show_multiple_locations: bool,
     pub filesystem_store_datadir: PathBuf,
     /// Largest image accepted, in bytes.
     pub image_size_cap: u64,
@@ -67,6 +72,10 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "image_property_quota"),
     ("default", "image_member_quota"),
     ("default", "image_tag_quota"),
+    ("default", "location_strategy"),
+    ("store_type_location_strategy", "store_type_preference"),
+    ("default", "show_image_direct_url"),
+    ("default", "show_multiple_locations"),
     ("default", "image_location_quota"),
     ("default", "policy_file"),
     ("default", "policy_default_rule"),
@@ -102,6 +111,30 @@ fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
         return Err(not_yet("delayed_delete", "True"));
     }
     Ok(())
+}
+
+/// `location_strategy` and, for `store_type`, `[store_type_location_strategy]
+/// store_type_preference`.
+fn location_strategy(raw: &RawConfig) -> Result<crate::store::LocationStrategy, ConfigError> {
+    use crate::store::{LocationStrategy, Scheme};
+    let d = DEFAULT_SECTION;
+    match raw.string(d, "location_strategy").as_deref().unwrap_or("location_order") {
+        "location_order" => Ok(LocationStrategy::LocationOrder),
+        "store_type" => {
+            let section = "store_type_location_strategy";
+            let names = raw.string(section, "store_type_preference").unwrap_or_default();
+            let preference = names
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    Scheme::parse(n).ok_or_else(|| raw.invalid(section, "store_type_preference", n, "unknown store"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(LocationStrategy::StoreType(preference))
+        }
+        other => Err(raw.invalid(d, "location_strategy", other, "must be location_order or store_type")),
+    }
 }
 
 /// A size as Glance writes it: bytes, or a number with `B`, `KB`, `MB`, `GB` or `TB` (powers
@@ -185,6 +218,9 @@ impl ApiConfig {
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
             swift,
             s3,
+            location_strategy: location_strategy(raw)?,
+            show_image_direct_url: raw.bool(d, "show_image_direct_url", false)?,
+            show_multiple_locations: raw.bool(d, "show_multiple_locations", false)?,
             filesystem_store_datadir: PathBuf::from(datadir),
             image_size_cap: raw.get(d, "image_size_cap", 1_099_511_627_776)?,
             image_property_quota: raw.get(d, "image_property_quota", 128)?,

@@ -90,3 +90,37 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
+
+/// Uploads `mib` MiB of generated data to the API at `base` as a chunked stream (nothing held
+/// in memory); returns the image id.
+pub async fn upload(http: &reqwest::Client, base: &str, name: &str, mib: u64) -> Result<String, String> {
+    let chunk = bytes::Bytes::from(vec![0x5au8; 1 << 20]);
+    let body = futures_util::stream::iter((0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let reply = http
+        .post(format!("{base}/v1/images"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-Image-Meta-Name", name)
+        .header("X-Image-Meta-disk_format", "raw")
+        .header("X-Image-Meta-container_format", "bare")
+        .header("X-Image-Meta-Is-Public", "True")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if reply.status().as_u16() != 201 {
+        return Err(format!("upload answered {}", reply.status()));
+    }
+    let body: serde_json::Value = reply.json().await.map_err(|e| e.to_string())?;
+    body["image"]["id"].as_str().map(str::to_string).ok_or_else(|| "no id".to_string())
+}
+
+/// Downloads an image, counting its bytes as they stream; returns how many arrived.
+pub async fn download(http: &reqwest::Client, base: &str, id: &str) -> u64 {
+    use futures_util::StreamExt;
+    let mut stream = http.get(format!("{base}/v1/images/{id}")).send().await.expect("download").bytes_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        received += chunk.expect("chunk").len() as u64;
+    }
+    received
+}

@@ -181,7 +181,44 @@ impl Scheme {
     }
 }
 
+/// The order in which a download tries an image's locations (`location_strategy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationStrategy {
+    /// As the image lists them.
+    LocationOrder,
+    /// By store, in this order (`[store_type_location_strategy] store_type_preference`); stores
+    /// not named come last, in the image's order.
+    StoreType(Vec<Scheme>),
+}
+
+impl Scheme {
+    /// The store's name in `store_type_preference` and `x-image-meta-store`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::File => "file",
+            Scheme::Http => "http",
+            Scheme::Swift => "swift",
+            Scheme::S3 => "s3",
+        }
+    }
+}
+
 impl Stores {
+    /// The image's locations in the order a download should try them.
+    pub fn ordered<'a>(&self, image: &'a glance_common::model::Image, strategy: &LocationStrategy) -> Vec<&'a str> {
+        let mut locations: Vec<&str> = image.location_data.iter().map(|l| l.url.as_str()).collect();
+        if locations.is_empty() {
+            locations.extend(image.location.as_deref());
+        }
+        if let LocationStrategy::StoreType(preference) = strategy {
+            let rank = |location: &&str| {
+                Scheme::of_uri(location).and_then(|s| preference.iter().position(|p| *p == s)).unwrap_or(usize::MAX)
+            };
+            locations.sort_by_key(rank); // stable: ties keep the image's order
+        }
+        locations
+    }
+
     fn swift(&self) -> Result<&swift::SwiftStore, StoreError> {
         self.swift.as_ref().ok_or_else(|| StoreError::BadLocation("The Swift store is not configured".into()))
     }

@@ -119,14 +119,31 @@ pub async fn download(
     if image.size == Some(0) {
         return Ok(builder.finish());
     }
-    let location = image.location.as_deref().ok_or_else(|| Error::not_found(format!("Image {id} has no data")))?;
-    // Store errors name the location; users never see locations (LP #755916), so log it and
-    // answer with fixed texts.
-    let data = st.stores.get(location).await.map_err(|e| {
-        log::warn!(req = ctx.request_id.as_str(); "image {id}: data at {} unavailable: {e}", redact(location));
-        match e {
-            crate::store::StoreError::NotFound(_) => Error::not_found(format!("Image {id} data not found")),
-            _ => Error::new(ErrorKind::BadGateway, format!("Image {id} data is unavailable")),
+    let locations = st.stores.ordered(&image, &st.config.location_strategy);
+    if locations.is_empty() {
+        return Err(Error::not_found(format!("Image {id} has no data")));
+    }
+    // Each location in the configured order until one answers. Store errors name the location;
+    // users never see locations (LP #755916), so log it and answer with fixed texts.
+    let mut data = None;
+    let mut all_missing = true;
+    for location in locations {
+        match st.stores.get(location).await {
+            Ok(found) => {
+                data = Some(found);
+                break;
+            }
+            Err(e) => {
+                log::warn!(req = ctx.request_id.as_str(); "image {id}: data at {} unavailable: {e}", redact(location));
+                all_missing &= matches!(e, crate::store::StoreError::NotFound(_));
+            }
+        }
+    }
+    let data = data.ok_or_else(|| {
+        if all_missing {
+            Error::not_found(format!("Image {id} data not found"))
+        } else {
+            Error::new(ErrorKind::BadGateway, format!("Image {id} data is unavailable"))
         }
     })?;
     let size = data.size.or(image.size.map(|s| s as u64)).unwrap_or(0);
@@ -227,6 +244,11 @@ fn declared_size(headers: &HeaderMap, meta: &RequestMeta) -> Option<u64> {
 async fn check_external_source(st: &AppState, source: &str) -> Result<Scheme, Error> {
     let refused = || Error::bad_request(format!("External sources are not supported: '{}'", redact(source)));
     let scheme = source.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).ok_or_else(refused)?;
+    // Credentials in a URL end up in the database and in every copy of the record; refused
+    // rather than stored (the message never repeats them).
+    if url::Url::parse(source).is_ok_and(|u| !u.username().is_empty() || u.password().is_some()) {
+        return Err(Error::bad_request("Credentials are not allowed in image locations or copy-from URLs"));
+    }
     match Scheme::parse(&scheme) {
         // A missing source answers 404 at once (Glance Liberty's test_copy_from_http_nonexistent_
         // location_url, seed 000) rather than Icehouse's 201 then `killed`: the client learns of

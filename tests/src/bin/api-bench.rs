@@ -3,10 +3,8 @@
 //!
 //! Run through `scripts/bench-api.sh`, which builds the release binaries first.
 
-use bytes::Bytes;
 use clap::Parser;
-use futures_util::StreamExt;
-use glance_tests::bench::{measure, peak_rss_mib, print_header};
+use glance_tests::bench::{download, measure, peak_rss_mib, print_header, upload};
 use glance_tests::{Engine, TestEnv};
 use std::time::Instant;
 
@@ -43,33 +41,14 @@ async fn main() {
     let (api_idle, registry_idle) = (peak_rss_mib(api.pid()), peak_rss_mib(registry.pid()));
 
     // Upload: 1 MiB chunks generated on the fly, chunked transfer, nothing buffered.
-    let chunk = Bytes::from(vec![0x5au8; 1 << 20]);
-    let body = futures_util::stream::iter((0..args.mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     let started = Instant::now();
-    let reply = http
-        .post(format!("{base}/v1/images"))
-        .header("Content-Type", "application/octet-stream")
-        .header("X-Image-Meta-Name", "bench")
-        .header("X-Image-Meta-disk_format", "raw")
-        .header("X-Image-Meta-container_format", "bare")
-        .header("X-Image-Meta-Is-Public", "True")
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(reply.status().as_u16(), 201, "upload failed");
+    let id = upload(&http, &base, "bench", args.mib).await.expect("upload");
     let upload_secs = started.elapsed().as_secs_f64();
-    let image: serde_json::Value = reply.json().await.expect("json");
-    let id = image["image"]["id"].as_str().expect("id").to_string();
     let (api_after_upload, registry_after_upload) = (peak_rss_mib(api.pid()), peak_rss_mib(registry.pid()));
 
     // Download: count the bytes as they stream.
     let started = Instant::now();
-    let mut stream = http.get(format!("{base}/v1/images/{id}")).send().await.expect("download").bytes_stream();
-    let mut received = 0u64;
-    while let Some(chunk) = stream.next().await {
-        received += chunk.expect("chunk").len() as u64;
-    }
+    let received = download(&http, &base, &id).await;
     let download_secs = started.elapsed().as_secs_f64();
     assert_eq!(received, args.mib << 20, "short download");
     let api_after_download = peak_rss_mib(api.pid());

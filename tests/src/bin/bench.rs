@@ -13,7 +13,7 @@ use bytes::Bytes;
 use clap::Parser;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use glance_tests::bench::{measure, peak_rss_mib};
+use glance_tests::bench::{download, measure, peak_rss_mib, upload};
 use glance_tests::{Engine, TestEnv};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
@@ -344,37 +344,6 @@ async fn loopback_http_speed(bytes: u64) -> f64 {
     let speed = mb(received) / started.elapsed().as_secs_f64();
     let _ = server.await;
     speed
-}
-
-/// Uploads `mib` MiB as a chunked stream; returns the image id.
-async fn upload(http: &reqwest::Client, base: &str, name: &str, mib: u64) -> Result<String, String> {
-    let chunk = Bytes::from(vec![0x5au8; MIB as usize]);
-    let body = futures_util::stream::iter((0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let reply = http
-        .post(format!("{base}/v1/images"))
-        .header("Content-Type", "application/octet-stream")
-        .header("X-Image-Meta-Name", name)
-        .header("X-Image-Meta-disk_format", "raw")
-        .header("X-Image-Meta-container_format", "bare")
-        .header("X-Image-Meta-Is-Public", "True")
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if reply.status().as_u16() != 201 {
-        return Err(format!("upload answered {}", reply.status()));
-    }
-    let body: Value = reply.json().await.map_err(|e| e.to_string())?;
-    body["image"]["id"].as_str().map(str::to_string).ok_or_else(|| "no id".to_string())
-}
-
-async fn download(http: &reqwest::Client, base: &str, id: &str) -> u64 {
-    let mut stream = http.get(format!("{base}/v1/images/{id}")).send().await.expect("download").bytes_stream();
-    let mut received = 0u64;
-    while let Some(chunk) = stream.next().await {
-        received += chunk.expect("chunk").len() as u64;
-    }
-    received
 }
 
 /// `total` POSTs of 4 KiB images by `clients` concurrent clients; (images/s, errors).

@@ -4,6 +4,7 @@
 mod copy_from;
 mod encryption;
 mod identity;
+mod locations;
 mod misc;
 mod policies;
 mod process;

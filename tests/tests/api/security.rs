@@ -83,3 +83,30 @@ async fn utf8_names_and_properties_round_trip() {
     let head = c.http.head(&format!("/v1/images/{}", image["image"]["id"].as_str().expect("id"))).await.expect(200);
     assert_eq!(head.headers.get("x-image-meta-name").map(|v| v.as_bytes()), Some(name.as_bytes()));
 }
+
+#[tokio::test]
+async fn locations_with_credentials_or_unknown_schemes_are_refused() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let c = Cluster::start(&env).await;
+    let source = HttpSource::start().await;
+    let with_credentials = source.uri("img").replace("http://", "http://user:s3cret@");
+    for (uri, expected) in [
+        (with_credentials.as_str(), "Credentials are not allowed"),
+        ("gopher://example.com/img", "External sources are not supported"),
+        ("s3://key:secret@s3.example.com/bucket/img", "Credentials are not allowed"),
+        ("swift+https://example.com/v1/AUTH_x/glance/img", "External sources are not supported"),
+    ] {
+        let location = [
+            ("X-Image-Meta-Name", "loc"),
+            ("X-Image-Meta-disk_format", "raw"),
+            ("X-Image-Meta-container_format", "bare"),
+            ("X-Image-Meta-Location", uri),
+        ];
+        let res = c.http.post_image(&location, None).await.expect_error(400, expected);
+        assert!(!res.text().contains("s3cret") && !res.text().contains("secret@"), "{}", res.text());
+        let headers = copy_headers(uri);
+        c.http.post_image(&super::as_refs(&headers), None).await.expect_error(400, expected);
+    }
+    assert!(c.http.ids("/v1/images?is_public=none").await.is_empty(), "nothing was registered");
+    assert!(!c.api.logs().contains("s3cret"), "a credential was logged");
+}

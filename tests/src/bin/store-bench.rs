@@ -1,0 +1,67 @@
+//! Store benchmark: upload and download MB/s of one large image through glance-api for each
+//! store (file, Swift, S3 on Swift's S3 API), with both servers' peak RSS. Not a test.
+//!
+//! Run through `scripts/bench-stores.sh`, which builds the release binaries and starts Swift.
+
+use clap::Parser;
+use glance_tests::TestEnv;
+use glance_tests::bench::{download, peak_rss_mib, upload};
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// Size of the image, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+    /// Stores to measure; repeatable.
+    #[arg(long = "store", default_values = ["file", "swift", "s3"])]
+    stores: Vec<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Args::parse();
+    let http = reqwest::Client::builder().no_gzip().build().expect("client");
+    println!(
+        "{:<8} {:>12} {:>14} {:>16} {:>16}",
+        "store", "upload MB/s", "download MB/s", "API peak MiB", "registry MiB"
+    );
+    for store in &args.stores {
+        let env = match store.as_str() {
+            "file" => TestEnv::new(glance_tests::Engine::Sqlite),
+            "swift" => TestEnv::with_swift(),
+            "s3" => TestEnv::with_s3(),
+            other => panic!("unknown store {other}: file, swift or s3"),
+        };
+        let Some(env) = env else { continue };
+        let quiet = [("DEFAULT.debug", "False"), ("DEFAULT.verbose", "False")];
+        let mut registry = env.registry();
+        for (k, v) in quiet {
+            registry = registry.option(k, v);
+        }
+        let registry = registry.start().await;
+        let mut api = env.api(&registry);
+        for (k, v) in quiet {
+            api = api.option(k, v);
+        }
+        let api = api.start().await;
+        let base = api.url();
+        let started = Instant::now();
+        let id = upload(&http, &base, "store-bench", args.mib).await.expect("upload");
+        let up = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let received = download(&http, &base, &id).await;
+        let down = started.elapsed().as_secs_f64();
+        assert_eq!(received, args.mib << 20, "short download from {store}");
+        let mb = (args.mib << 20) as f64 / 1e6;
+        println!(
+            "{store:<8} {:>12.1} {:>14.1} {:>16.1} {:>16.1}",
+            mb / up,
+            mb / down,
+            peak_rss_mib(api.pid()),
+            peak_rss_mib(registry.pid())
+        );
+        // Leave nothing behind in the object stores.
+        let _ = http.delete(format!("{base}/v1/images/{id}")).send().await;
+    }
+}
