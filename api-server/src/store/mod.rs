@@ -127,6 +127,45 @@ impl Md5Thread {
     }
 }
 
+/// `body` as it streams, with its md5 checked against `expected` (hex): the last chunk is held
+/// back until the digest is known, so on a mismatch the stream fails *before* its end and the
+/// client sees a short, failed transfer instead of corrupt data that looks complete.
+pub fn verify_md5(body: ByteStream, expected: String) -> ByteStream {
+    struct State {
+        body: ByteStream,
+        md5: Option<Md5Thread>,
+        held: Option<Bytes>,
+        expected: String,
+    }
+    let state = State { body, md5: Some(Md5Thread::start()), held: None, expected };
+    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            let md5 = s.md5.as_ref()?;
+            match futures_util::StreamExt::next(&mut s.body).await {
+                Some(Ok(chunk)) => {
+                    md5.update(chunk.clone()).await;
+                    if let Some(previous) = s.held.replace(chunk) {
+                        return Some((Ok(previous), s));
+                    }
+                }
+                Some(Err(e)) => {
+                    s.md5 = None;
+                    return Some((Err(e), s));
+                }
+                None => {
+                    let actual = s.md5.take()?.finish().await.unwrap_or_default();
+                    if actual != s.expected {
+                        log::error!("image data does not match its checksum ({actual}, recorded {})", s.expected);
+                        return Some((Err(std::io::Error::other("image data does not match its checksum")), s));
+                    }
+                    let last = s.held.take()?;
+                    return Some((Ok(last), s));
+                }
+            }
+        }
+    }))
+}
+
 /// One message of an upload. Only `End` commits: a channel that closes without it (the
 /// request failed or was dropped) aborts the upload, so a cut-off upload can never be kept.
 pub enum Chunk {

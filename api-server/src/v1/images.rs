@@ -148,7 +148,20 @@ pub async fn download(
     })?;
     let size = data.size.or(image.size.map(|s| s as u64)).unwrap_or(0);
     builder.no_chunking(size);
-    Ok(builder.streaming(data.body))
+    // RFC 3230: a client that asks for the md5 digest gets it, and the bytes are checked
+    // against it on the way out (a mismatch cuts the transfer short instead of completing it).
+    let wants_md5 = req.headers().get("want-digest").and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|d| d.split(';').next().is_some_and(|a| a.trim().eq_ignore_ascii_case("md5")))
+    });
+    let body = match image.checksum.as_deref().filter(|_| wants_md5).and_then(|c| Some((c, hex::decode(c).ok()?))) {
+        Some((checksum, raw)) => {
+            use base64::Engine;
+            builder.insert_header(("Digest", format!("md5={}", base64::engine::general_purpose::STANDARD.encode(raw))));
+            crate::store::verify_md5(data.body, checksum.to_string())
+        }
+        None => data.body,
+    };
+    Ok(builder.streaming(body))
 }
 
 /// The patch a request's metadata makes. `create` decides the fields only POST may set.

@@ -1,6 +1,6 @@
 //! Uploads and downloads: streaming, verification, limits, and what failures leave behind.
 
-use super::{Cluster, DATA5K_MD5, as_refs, data5k, files_in, md5_hex, minimal_headers};
+use super::{Cluster, DATA5K_MD5, FIVE_KB, as_refs, data5k, files_in, md5_hex, minimal_headers};
 use glance_tests::{Engine, TestEnv, engine_and_store_tests};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -269,4 +269,34 @@ async fn swift_store_holds_the_data() {
 async fn s3_store_holds_the_data() {
     let Some(env) = TestEnv::with_s3() else { return };
     object_store_holds_the_data(env, "s3+http").await;
+}
+
+/// `Want-Digest: md5` (RFC 3230): the answer carries `Digest: md5=<base64>`, and data that no
+/// longer matches its checksum is cut short instead of served as if whole.
+#[tokio::test]
+async fn downloads_verify_md5_when_asked() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let c = Cluster::start(&env).await;
+    let image = c.http.post_image(&as_refs(&minimal_headers("digest")), Some(data5k())).await.expect(201).json();
+    let id = image["image"]["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/images/{id}");
+    let asked =
+        c.http.send(c.http.request(reqwest::Method::GET, &path).header("Want-Digest", "sha-256;q=1, md5;q=0.5")).await;
+    assert_eq!(asked.status.as_u16(), 200);
+    assert_eq!(asked.body, data5k());
+    let md5 = hex::decode(DATA5K_MD5).expect("hex");
+    let expected = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5);
+    assert_eq!(asked.header("digest"), Some(format!("md5={expected}").as_str()));
+
+    // The file changes behind the API's back (same size).
+    std::fs::write(env.dir().join("images").join(&id), vec![b'#'; FIVE_KB]).expect("corrupt");
+    assert_eq!(c.http.get(&path).await.expect(200).body, vec![b'#'; FIVE_KB], "unasked: served as stored");
+    let client = reqwest::Client::new();
+    let res = client.get(format!("{}{path}", c.http.base)).header("Want-Digest", "md5").send().await.expect("answer");
+    assert_eq!(res.status().as_u16(), 200);
+    match res.bytes().await {
+        Ok(body) => assert!(body.len() < FIVE_KB, "corrupt data was served whole"),
+        Err(_) => {} // the transfer failed: what a client must see
+    }
+    assert!(c.api.logs().contains("does not match its checksum"));
 }
