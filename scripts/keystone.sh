@@ -24,6 +24,7 @@ VENV="$DATA/venv"
 CONF="$DATA/keystone.conf"
 PIDFILE="$DATA/gunicorn.pid"
 URL="http://127.0.0.1:$PORT"
+SWIFT_PORT="${SWIFT_PORT:-19280}"
 
 log() { printf '[keystone.sh] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -85,28 +86,38 @@ serve() {
   die "Keystone did not answer on $URL"
 }
 
-# Projects, users and role assignments, through Keystone's own API (once).
-provision() {
-  [ -f "$DATA/.ready" ] && return 0
-  log "creating the test projects and users"
-  KS_URL="$URL" "$VENV/bin/python" - <<'EOF'
-import json, os, urllib.request
+# A few lines of Python for Keystone's API, shared by the provisioning steps below.
+write_ksapi() {
+  cat >"$DATA/ksapi.py" <<PY
+import json, urllib.request
 
-url = os.environ["KS_URL"] + "/v3"
+URL = "$URL/v3"
 
 def call(method, path, body=None, token=None):
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body else None)
+    req = urllib.request.Request(URL + path, method=method, data=json.dumps(body).encode() if body else None)
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Auth-Token", token)
     with urllib.request.urlopen(req) as res:
         return res.headers, json.loads(res.read() or b"{}")
 
-auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-    "name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}},
-    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-headers, _ = call("POST", "/auth/tokens", auth)
-token = headers["X-Subject-Token"]
+def admin_token():
+    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "password": "admin-secret", "domain": {"id": "default"}}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    return call("POST", "/auth/tokens", auth)[0]["X-Subject-Token"]
+PY
+}
+
+# Projects, users and role assignments, through Keystone's own API (once).
+provision() {
+  [ -f "$DATA/.ready" ] && return 0
+  log "creating the test projects and users"
+  KS_DATA="$DATA" "$VENV/bin/python" - <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["KS_DATA"])
+from ksapi import call, admin_token
+token = admin_token()
 roles = {r["name"]: r["id"] for r in call("GET", "/roles", token=token)[1]["roles"]}
 for role in ("member", "reader"):
     if role not in roles:
@@ -120,6 +131,24 @@ for user, project, role in (("glance", "service", "admin"), ("alice", "alpha", "
     call("PUT", f"/projects/{projects[project]}/users/{uid}/roles/{roles[role]}", token=token)
 EOF
   touch "$DATA/.ready"
+}
+
+# Swift (scripts/swift.sh) in the catalog, as the object-store service: Keystone-authenticated
+# accounts are KEY_<project id> on it (once; a step of its own, so older set-ups get it too).
+provision_swift() {
+  [ -f "$DATA/.ready-swift" ] && return 0
+  log "registering Swift (127.0.0.1:$SWIFT_PORT) as the object-store service"
+  KS_DATA="$DATA" SWIFT_URL="http://127.0.0.1:$SWIFT_PORT/v1/KEY_\$(project_id)s" "$VENV/bin/python" - <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["KS_DATA"])
+from ksapi import call, admin_token
+token = admin_token()
+service = call("POST", "/services", {"service": {"name": "swift", "type": "object-store"}}, token)[1]["service"]["id"]
+for interface in ("public", "internal", "admin"):
+    call("POST", "/endpoints", {"endpoint": {"service_id": service, "interface": interface,
+         "region_id": "RegionOne", "url": os.environ["SWIFT_URL"]}}, token)
+EOF
+  touch "$DATA/.ready-swift"
 }
 
 stop() {
@@ -141,7 +170,9 @@ case "${1:-}" in
     install
     configure
     serve
+    write_ksapi
     provision
+    provision_swift
     ;;
   stop) stop ;;
   env)

@@ -16,7 +16,10 @@ export PYTHONWARNINGS=ignore
 
 PORT="${SWIFT_PORT:-19280}"
 DATA="${SWIFT_DATA:-/var/tmp/glance-swift}"
-SPEC="${SWIFT_PIP_SPEC:-swift==2.38.3}"
+SPEC="${SWIFT_PIP_SPEC:-swift==2.38.3 keystonemiddleware==13.0.1}"
+# Keystone accounts (KEY_<project id>) beside tempauth's (AUTH_test), validated against the
+# project's Keystone (scripts/keystone.sh) when it runs.
+KEYSTONE_URL="${KEYSTONE_URL:-http://127.0.0.1:15357}"
 VENV="$DATA/venv"
 ETC="$DATA/etc"
 RUN="$DATA/run"
@@ -41,7 +44,7 @@ install() {
     $sudo apt-get install -y -qq memcached >/dev/null 2>&1 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq memcached >/dev/null; }
     [ -n "$policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
   fi
-  if [ ! -x "$VENV/bin/swift-proxy-server" ]; then
+  if [ ! -x "$VENV/bin/swift-proxy-server" ] || ! "$VENV/bin/python" -c 'import keystonemiddleware' 2>/dev/null; then
     log "installing $SPEC into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check $SPEC || die "pip install failed"
@@ -50,7 +53,10 @@ install() {
 
 configure() {
   mkdir -p "$ETC" "$RUN" "$LOGS" "$DEVICES/d1"
-  [ -f "$ETC/ready.$PORT" ] && return 0
+  # Bump when the generated configuration changes: running servers are restarted with the new one.
+  local stamp="$ETC/ready.$PORT.v3"
+  [ -f "$stamp" ] && return 0
+  stop
   log "writing configuration and rings in $ETC"
   local user; user="$(id -un)"
   printf '[swift-hash]\nswift_hash_path_prefix = glance-rs\nswift_hash_path_suffix = glance-rs\n\n[storage-policy:0]\nname = default\ndefault = yes\n' >"$ETC/swift.conf"
@@ -89,7 +95,7 @@ log_name = proxy-server
 log_address = $RUN/no-syslog
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api authtoken keystoneauth tempauth copy slo dlo proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -98,6 +104,24 @@ account_autocreate = true
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin .reseller_admin
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+delay_auth_decision = true
+www_authenticate_uri = $KEYSTONE_URL
+auth_url = $KEYSTONE_URL
+auth_type = password
+username = glance
+password = glance-secret
+project_name = service
+user_domain_id = default
+project_domain_id = default
+cache = swift.cache
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+reseller_prefix = KEY_
+operator_roles = admin, member
 
 [filter:s3api]
 use = egg:swift#s3api
@@ -140,7 +164,7 @@ for name, port in zip(("object", "container", "account"), map(int, sys.argv[2:5]
     builder.rebalance()
     builder.get_ring().save(f"{etc}/{name}.ring.gz")
 EOF
-  touch "$ETC/ready.$PORT"
+  touch "$stamp"
 }
 
 # A pid counts as ours while its command line still names our config (pids get reused).
@@ -177,12 +201,15 @@ serve() {
 }
 
 stop() {
-  local name
+  local name pid stopped=()
   for name in proxy object container account memcached; do
-    local pid
     pid="$(cat "$RUN/$name.pid" 2>/dev/null)" || continue
-    if [ -d "/proc/$pid" ]; then kill "$pid" 2>/dev/null && log "stopped $name ($pid)"; fi
+    if [ -d "/proc/$pid" ]; then kill "$pid" 2>/dev/null && stopped+=("$pid") && log "stopped $name ($pid)"; fi
     rm -f "$RUN/$name.pid"
+  done
+  # Wait until they are gone: a restart must find their ports free.
+  for pid in "${stopped[@]}"; do
+    for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
   done
 }
 

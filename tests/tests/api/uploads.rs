@@ -300,3 +300,36 @@ async fn downloads_verify_md5_when_asked() {
     }
     assert!(c.api.logs().contains("does not match its checksum"));
 }
+
+/// swift_store_auth_version = 3: the store logs in to Keystone, finds Swift in the catalog
+/// and keeps images in the service project's account (KEY_<project id>).
+#[tokio::test]
+async fn swift_store_with_keystone_auth() {
+    let Some(keystone) = glance_tests::keystone::keystone() else { return };
+    let Some(_swift) = glance_tests::swift::swift() else { return };
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let container = format!("glance-ks-{}", uuid::Uuid::new_v4().simple());
+    let auth_address = format!("{}/v3", keystone.url);
+    let c = Cluster::start_with(
+        &env,
+        &[
+            ("glance_store.default_store", "swift"),
+            ("glance_store.swift_store_auth_address", &auth_address),
+            ("glance_store.swift_store_auth_version", "3"),
+            ("glance_store.swift_store_user", "service:glance"),
+            ("glance_store.swift_store_key", "glance-secret"),
+            ("glance_store.swift_store_container", &container),
+            ("glance_store.swift_store_create_container_on_put", "True"),
+        ],
+    )
+    .await;
+    let image =
+        c.http.post_image(&as_refs(&minimal_headers("keystone swift")), Some(data5k())).await.expect(201).json();
+    let id = image["image"]["id"].as_str().expect("id");
+    let record = super::Api::new(c.registry.url()).get(&format!("/images/{id}")).await.expect(200).json();
+    let location = record["image"]["location"].as_str().expect("location");
+    assert_eq!(location, format!("swift+{}/{container}/{id}", auth_address));
+    assert_eq!(c.http.get(&format!("/v1/images/{id}")).await.expect(200).body, data5k());
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert!(files_in(&env.dir().join("images")).is_empty());
+}
