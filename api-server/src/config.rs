@@ -23,6 +23,12 @@ pub struct ApiConfig {
     pub swift: Option<crate::store::swift::SwiftOptions>,
     /// The S3 store, when `s3_store_host` is set.
     pub s3: Option<crate::store::s3::S3Options>,
+    /// The image cache: `caching` / `cachemanagement` in the flavor, and where it lives.
+    pub cache_mode: crate::cache::CacheMode,
+    pub image_cache_dir: Option<PathBuf>,
+    pub image_cache_sqlite_db: String,
+    pub image_cache_max_size: u64,
+    pub image_cache_stall_time: u64,
     /// How downloads order an image's locations.
     pub location_strategy: crate::store::LocationStrategy,
     /// Whether the v2 API shows `direct_url` / `locations` (v1 never shows locations).
@@ -73,6 +79,11 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "image_member_quota"),
     ("default", "image_tag_quota"),
     ("default", "location_strategy"),
+    ("default", "image_cache_dir"),
+    ("default", "image_cache_driver"),
+    ("default", "image_cache_sqlite_db"),
+    ("default", "image_cache_max_size"),
+    ("default", "image_cache_stall_time"),
     ("store_type_location_strategy", "store_type_preference"),
     ("default", "show_image_direct_url"),
     ("default", "show_multiple_locations"),
@@ -207,6 +218,13 @@ impl ApiConfig {
                 .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
         };
         refuse_unimplemented(raw)?;
+        let caching = crate::cache::CacheMode::of_flavor(raw.string("paste_deploy", "flavor").as_deref());
+        if caching != crate::cache::CacheMode::Off && raw.string(d, "image_cache_dir").is_none() {
+            return Err(raw.invalid(d, "image_cache_dir", "", "required by the caching flavors"));
+        }
+        if let Some(driver) = raw.string(d, "image_cache_driver").filter(|v| v != "sqlite") {
+            return Err(raw.invalid(d, "image_cache_driver", &driver, "only the sqlite driver is supported yet"));
+        }
         Ok(Self {
             server: ServerOptions::from_raw(raw, DEFAULT_PORT)?,
             registry_host,
@@ -218,6 +236,11 @@ impl ApiConfig {
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
             swift,
             s3,
+            cache_mode: crate::cache::CacheMode::of_flavor(raw.string("paste_deploy", "flavor").as_deref()),
+            image_cache_dir: raw.path(d, "image_cache_dir"),
+            image_cache_sqlite_db: raw.string(d, "image_cache_sqlite_db").unwrap_or_else(|| "cache.db".into()),
+            image_cache_max_size: raw.get(d, "image_cache_max_size", 10_737_418_240)?,
+            image_cache_stall_time: raw.get(d, "image_cache_stall_time", 86_400)?,
             location_strategy: location_strategy(raw)?,
             show_image_direct_url: raw.bool(d, "show_image_direct_url", false)?,
             show_multiple_locations: raw.bool(d, "show_multiple_locations", false)?,

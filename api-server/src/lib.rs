@@ -1,6 +1,7 @@
 //! glance-api: the public Image API. It owns image bytes and never touches SQL: every piece of
 //! metadata goes through the registry (`glance_common::registry_client`).
 
+pub mod cache;
 pub mod config;
 pub mod meta;
 pub mod policy;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub policy: Policy,
     /// Property protections, when `property_protection_file` is set.
     pub protections: Option<Arc<Protections>>,
+    /// The image cache, with the caching flavors.
+    pub cache: Option<cache::ImageCache>,
 }
 
 impl AppState {
@@ -75,7 +78,13 @@ impl AppState {
             None => None,
         };
         let stores = Stores { fs, http, swift, s3, default_scheme: config.default_store.clone() };
-        Ok(Self { config: Arc::new(config), registry, stores, policy, protections })
+        let cache = match (&config.image_cache_dir, config.cache_mode) {
+            (Some(dir), mode) if mode != cache::CacheMode::Off => {
+                Some(cache::ImageCache::open(dir, &config.image_cache_sqlite_db).map_err(std::io::Error::other)?)
+            }
+            _ => None,
+        };
+        Ok(Self { config: Arc::new(config), registry, stores, policy, protections, cache })
     }
 
     /// The store uploads go to unless the request names one.

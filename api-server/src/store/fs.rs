@@ -92,8 +92,7 @@ impl FsStore {
         .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
-    /// Streams the file in 1 MiB positioned reads, each on the blocking pool, two in flight
-    /// (read-ahead): a slow or stalled client holds no thread while it is not reading.
+    /// The file, or the part of it `range` names, streamed by [`read_file`].
     pub async fn get(&self, location: &str, range: Option<ByteRange>) -> Result<Download, StoreError> {
         let path = self.path_of(location)?;
         let (file, total) = tokio::task::spawn_blocking(move || {
@@ -111,28 +110,7 @@ impl FsStore {
             Some(_) => return Err(StoreError::BadLocation("Requested range not satisfiable".into())),
         };
         let size = end - start;
-        let file = std::sync::Arc::new(file);
-        let chunks = size.div_ceil(READ_CHUNK as u64);
-        let body = futures_util::stream::iter(0..chunks)
-            .map(move |i| {
-                let file = file.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        use std::os::unix::fs::FileExt;
-                        let offset = i * READ_CHUNK as u64;
-                        let len = (size - offset).min(READ_CHUNK as u64) as usize;
-                        let offset = start + offset;
-                        let mut buf = BytesMut::zeroed(len);
-                        file.read_exact_at(&mut buf, offset)?;
-                        Ok(buf.freeze())
-                    })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                }
-            })
-            .buffered(2);
-        Ok(Download { body: Box::pin(body), size: Some(size) })
+        Ok(Download { body: read_file(file, start, size), size: Some(size) })
     }
 
     pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
@@ -144,6 +122,32 @@ impl FsStore {
         let path = self.path_of(location)?;
         tokio::fs::remove_file(&path).await.map_err(|e| not_found(&path, e))
     }
+}
+
+/// `len` bytes of `file` from `start`, in 1 MiB positioned reads, each on the blocking pool, two
+/// in flight (read-ahead): a slow or stalled client holds no thread while it is not reading.
+pub fn read_file(file: std::fs::File, start: u64, len: u64) -> super::ByteStream {
+    let file = std::sync::Arc::new(file);
+    let chunks = len.div_ceil(READ_CHUNK as u64);
+    let body = futures_util::stream::iter(0..chunks)
+        .map(move |i| {
+            let file = file.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let offset = i * READ_CHUNK as u64;
+                    let n = (len - offset).min(READ_CHUNK as u64) as usize;
+                    let mut buf = BytesMut::zeroed(n);
+                    file.read_exact_at(&mut buf, start + offset)?;
+                    Ok(buf.freeze())
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+            }
+        })
+        .buffered(2);
+    Box::pin(body)
 }
 
 fn not_found(path: &Path, e: std::io::Error) -> StoreError {

@@ -166,6 +166,22 @@ pub fn verify_md5(body: ByteStream, expected: String) -> ByteStream {
     }))
 }
 
+/// `body`, then `done` once it has been read to its end (not when the reader gives up).
+pub fn on_complete(body: ByteStream, done: impl std::future::Future<Output = ()> + Send + 'static) -> ByteStream {
+    let done = Box::pin(done);
+    Box::pin(futures_util::stream::unfold((body, Some(done)), |(mut body, done)| async move {
+        match futures_util::StreamExt::next(&mut body).await {
+            Some(item) => Some((item, (body, done))),
+            None => {
+                if let Some(done) = done {
+                    done.await;
+                }
+                None
+            }
+        }
+    }))
+}
+
 /// One message of an upload. Only `End` commits: a channel that closes without it (the
 /// request failed or was dropped) aborts the upload, so a cut-off upload can never be kept.
 pub enum Chunk {

@@ -119,6 +119,17 @@ pub async fn download(
     if image.size == Some(0) {
         return Ok(builder.finish());
     }
+    // A cached copy, after the same registry, visibility and policy checks as the store.
+    if let Some(cache) = &st.cache
+        && let Some((file, size)) = cache.lookup(&image.id).await
+    {
+        builder.no_chunking(size);
+        let (cache, hit) = (cache.clone(), image.id.clone());
+        let body = crate::store::on_complete(crate::store::fs::read_file(file, 0, size), async move {
+            cache.record_hit(&hit).await;
+        });
+        return Ok(builder.streaming(body));
+    }
     let locations = st.stores.ordered(&image, &st.config.location_strategy);
     if locations.is_empty() {
         return Err(Error::not_found(format!("Image {id} has no data")));
@@ -153,13 +164,18 @@ pub async fn download(
     let wants_md5 = req.headers().get("want-digest").and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(',').any(|d| d.split(';').next().is_some_and(|a| a.trim().eq_ignore_ascii_case("md5")))
     });
+    // The first download of an active image fills the cache on its way to the client.
+    let body = match &st.cache {
+        Some(cache) => cache.tee(&image.id, data.body, image.checksum.clone()),
+        None => data.body,
+    };
     let body = match image.checksum.as_deref().filter(|_| wants_md5).and_then(|c| Some((c, hex::decode(c).ok()?))) {
         Some((checksum, raw)) => {
             use base64::Engine;
             builder.insert_header(("Digest", format!("md5={}", base64::engine::general_purpose::STANDARD.encode(raw))));
-            crate::store::verify_md5(data.body, checksum.to_string())
+            crate::store::verify_md5(body, checksum.to_string())
         }
-        None => data.body,
+        None => body,
     };
     Ok(builder.streaming(body))
 }
@@ -657,6 +673,12 @@ pub async fn delete(
         }
     }
     st.registry.delete(&ctx, &id).await?;
+    if let Some(cache) = &st.cache {
+        if let Err(e) = cache.delete(&id).await {
+            log::warn!(req = ctx.request_id.as_str(); "image {id}: cached copy not removed: {e}");
+        }
+        let _ = cache.dequeue(&id).await;
+    }
     log::info!(req = ctx.request_id.as_str(); "image {id} deleted");
     Ok(HttpResponse::Ok().finish())
 }

@@ -1,5 +1,6 @@
 //! Glance's v1 API (`/v1`).
 
+mod cache_manage;
 mod images;
 mod members;
 pub mod upload;
@@ -48,6 +49,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(not_allowed()),
             )
             .service(web::resource("/shared-images/{member}").route(web::route().to(members::shared_images)))
+            .service(
+                web::resource("/cached_images")
+                    .route(web::get().to(cache_manage::list_cached))
+                    .route(web::delete().to(cache_manage::delete_all_cached))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/cached_images/{id}")
+                    .route(web::delete().to(cache_manage::delete_cached))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/queued_images")
+                    .route(web::get().to(cache_manage::list_queued))
+                    .route(web::delete().to(cache_manage::dequeue_all))
+                    .route(not_allowed()),
+            )
+            .service(
+                web::resource("/queued_images/{id}")
+                    .route(web::put().to(cache_manage::queue))
+                    .route(web::delete().to(cache_manage::dequeue))
+                    .route(not_allowed()),
+            )
             .default_service(web::to(glance_common::server::not_found)),
     );
 }

@@ -1,6 +1,7 @@
 //! glance-api end to end: the real API and registry binaries, Glance's v1 functional tests
 //! ported (seed 000), and the upload/download paths.
 
+mod cache;
 mod copy_from;
 mod encryption;
 mod identity;

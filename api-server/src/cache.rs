@@ -1,0 +1,366 @@
+//! The image cache (`[paste_deploy] flavor` with `caching` or `cachemanagement`): hot images
+//! kept on the API node's disk, in Glance's layout under `image_cache_dir`:
+//! `<id>` complete files, `incomplete/<id>` being written, `invalid/<id>` failed checks,
+//! `queue/<id>` markers for the prefetcher, and the sqlite driver's index `cache.db`
+//! (`cached_images`: hits, size, last access and modification, as Glance's).
+//!
+//! The first download of an active image streams to the client and into `incomplete/<id>` at
+//! once (one read of the store); only a complete file whose md5 matches the image's checksum is
+//! moved into place. Later downloads are served from the file. Downloads pass the same
+//! registry, visibility and policy checks whether they hit the cache or not.
+
+use crate::store::ByteStream;
+use bytes::Bytes;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `[paste_deploy] flavor` beyond authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    Off,
+    /// `caching`: transparent caching of downloads.
+    Caching,
+    /// `cachemanagement`: caching plus `/v1/cached_images` and `/v1/queued_images`.
+    Management,
+}
+
+impl CacheMode {
+    pub fn of_flavor(flavor: Option<&str>) -> Self {
+        let parts: Vec<String> = flavor.unwrap_or("").split('+').map(|p| p.trim().to_lowercase()).collect();
+        if parts.iter().any(|p| p == "cachemanagement") {
+            Self::Management
+        } else if parts.iter().any(|p| p == "caching") {
+            Self::Caching
+        } else {
+            Self::Off
+        }
+    }
+}
+
+/// One row of `GET /v1/cached_images`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, QueryableByName)]
+pub struct CachedImage {
+    #[diesel(sql_type = Text)]
+    pub image_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub hits: i64,
+    #[diesel(sql_type = Double)]
+    pub last_accessed: f64,
+    #[diesel(sql_type = Double)]
+    pub last_modified: f64,
+    #[diesel(sql_type = BigInt)]
+    pub size: i64,
+}
+
+#[derive(Clone)]
+pub struct ImageCache {
+    dir: PathBuf,
+    index: Arc<Mutex<SqliteConnection>>,
+}
+
+impl std::fmt::Debug for ImageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ImageCache({})", self.dir.display())
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn db_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("image cache index: {e}"))
+}
+
+impl ImageCache {
+    /// Opens (creating) the cache in `dir`; a directory that cannot be written is a start-up
+    /// error that names it.
+    pub fn open(dir: &Path, db_name: &str) -> Result<Self, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("image_cache_dir {}: {e}", dir.display());
+        for sub in ["", "incomplete", "invalid", "queue"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| fail(&e))?;
+        }
+        let probe = dir.join("incomplete").join(".writable");
+        std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(|e| fail(&e))?;
+        let db = dir.join(db_name);
+        let mut conn = SqliteConnection::establish(&db.display().to_string()).map_err(|e| fail(&e))?;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA busy_timeout = 2000;
+             CREATE TABLE IF NOT EXISTS cached_images (image_id TEXT PRIMARY KEY, last_accessed REAL DEFAULT 0.0,
+               last_modified REAL DEFAULT 0.0, size INTEGER DEFAULT 0, hits INTEGER DEFAULT 0, checksum TEXT);",
+        )
+        .map_err(|e| fail(&e))?;
+        Ok(Self { dir: dir.to_path_buf(), index: Arc::new(Mutex::new(conn)) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn complete(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn incomplete(&self, id: &str) -> PathBuf {
+        self.dir.join("incomplete").join(id)
+    }
+
+    /// Runs `f` on the index, off the async executor.
+    async fn with_index<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = index.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn).map_err(db_error)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// The cached file of an image and its size, when there is a complete one.
+    pub async fn lookup(&self, id: &str) -> Option<(std::fs::File, u64)> {
+        if !is_image_id(id) {
+            return None;
+        }
+        let path = self.complete(id);
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).ok()?;
+            let size = file.metadata().ok()?.len();
+            Some((file, size))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Counts a hit once a cached file has been served.
+    pub async fn record_hit(&self, id: &str) {
+        let id = id.to_string();
+        let counted = self
+            .with_index(move |c| {
+                diesel::sql_query("UPDATE cached_images SET hits = hits + 1, last_accessed = ? WHERE image_id = ?")
+                    .bind::<Double, _>(now())
+                    .bind::<Text, _>(id)
+                    .execute(c)
+            })
+            .await;
+        if let Err(e) = counted {
+            log::warn!("{e}");
+        }
+    }
+
+    /// `body` on its way to the client, written into the cache as it passes when the image is
+    /// neither cached nor being cached. At the end the file is kept only if its md5 is
+    /// `checksum`; otherwise it goes to `invalid/` and the stream fails, so the client never
+    /// takes bad data for whole. A write error only stops the caching.
+    pub fn tee(&self, id: &str, body: ByteStream, checksum: Option<String>) -> ByteStream {
+        let path = self.incomplete(id);
+        let file = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => file,
+            Err(_) => return body, // being cached by another download, or not writable
+        };
+        let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let cache = self.clone();
+        let id = id.to_string();
+        // The writer (and md5) on a blocking thread; its verdict comes back before the last chunk.
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::BufWriter::new(file);
+            let mut md5 = Md5::new();
+            let mut size = 0u64;
+            let mut failed = false;
+            while let Some(chunk) = chunks.blocking_recv() {
+                md5.update(&chunk);
+                size += chunk.len() as u64;
+                failed = failed || out.write_all(&chunk).is_err();
+            }
+            let flushed = !failed && out.flush().is_ok();
+            (flushed, size, hex::encode(md5.finalize()))
+        });
+        struct State {
+            body: ByteStream,
+            to_writer: Option<tokio::sync::mpsc::Sender<Bytes>>,
+            writer: Option<tokio::task::JoinHandle<(bool, u64, String)>>,
+            held: Option<Bytes>,
+            done: bool,
+        }
+        let state = State { body, to_writer: Some(to_writer), writer: Some(writer), held: None, done: false };
+        Box::pin(futures_util::stream::unfold(state, move |mut s| {
+            let (cache, id, checksum) = (cache.clone(), id.clone(), checksum.clone());
+            async move {
+                if s.done {
+                    return None;
+                }
+                loop {
+                    match s.body.next().await {
+                        Some(Ok(chunk)) => {
+                            if let Some(tx) = &s.to_writer {
+                                let _ = tx.send(chunk.clone()).await;
+                            }
+                            if let Some(previous) = s.held.replace(chunk) {
+                                return Some((Ok(previous), s));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            s.to_writer = None;
+                            s.done = true;
+                            cache.discard(&id, "incomplete fetch").await;
+                            return Some((Err(e), s));
+                        }
+                        None => {
+                            s.to_writer = None;
+                            s.done = true;
+                            let writer = s.writer.take()?;
+                            let (written, size, md5) = writer.await.unwrap_or((false, 0, String::new()));
+                            let matches = checksum.as_deref().is_none_or(|c| c == md5);
+                            if written && matches {
+                                cache.commit(&id, size).await;
+                            } else if !matches {
+                                cache.discard(&id, "checksum mismatch").await;
+                                log::error!("image {id}: data does not match its checksum; not cached");
+                                return Some((Err(std::io::Error::other("image data does not match its checksum")), s));
+                            } else {
+                                cache.discard(&id, "write error").await;
+                            }
+                            let last = s.held.take()?;
+                            return Some((Ok(last), s));
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
+    /// A complete, verified file: into place and into the index.
+    async fn commit(&self, id: &str, size: u64) {
+        let (from, to) = (self.incomplete(id), self.complete(id));
+        let moved = tokio::task::spawn_blocking(move || std::fs::rename(from, to)).await;
+        if !matches!(moved, Ok(Ok(()))) {
+            log::warn!("image {id}: cached file not moved into place");
+            return;
+        }
+        let id_owned = id.to_string();
+        let queued = self.dir.join("queue").join(id);
+        let _ = std::fs::remove_file(queued);
+        let indexed = self
+            .with_index(move |c| {
+                diesel::sql_query(
+                    "INSERT OR REPLACE INTO cached_images (image_id, last_accessed, last_modified, size, hits) \
+                     VALUES (?, 0.0, ?, ?, 0)",
+                )
+                .bind::<Text, _>(id_owned)
+                .bind::<Double, _>(now())
+                .bind::<BigInt, _>(size as i64)
+                .execute(c)
+            })
+            .await;
+        match indexed {
+            Ok(_) => log::info!("image {id} cached ({size} bytes)"),
+            Err(e) => log::warn!("image {id}: {e}"),
+        }
+    }
+
+    /// Moves a failed file to `invalid/` (the cleaner removes it).
+    async fn discard(&self, id: &str, why: &str) {
+        let (from, to) = (self.incomplete(id), self.dir.join("invalid").join(id));
+        let _ = tokio::task::spawn_blocking(move || std::fs::rename(from, to)).await;
+        log::info!("image {id}: not cached ({why})");
+    }
+
+    /// Removes an image from the cache (file and index row).
+    pub async fn delete(&self, id: &str) -> std::io::Result<()> {
+        if !is_image_id(id) {
+            return Ok(());
+        }
+        let path = self.complete(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let id = id.to_string();
+        self.with_index(move |c| {
+            diesel::sql_query("DELETE FROM cached_images WHERE image_id = ?").bind::<Text, _>(id).execute(c)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Every cached image, by id.
+    pub async fn list(&self) -> std::io::Result<Vec<CachedImage>> {
+        self.with_index(|c| {
+            diesel::sql_query(
+                "SELECT image_id, hits, last_accessed, last_modified, size FROM cached_images ORDER BY image_id",
+            )
+            .load(c)
+        })
+        .await
+    }
+
+    /// Empties the cache; returns how many images were removed.
+    pub async fn delete_all(&self) -> std::io::Result<usize> {
+        let cached = self.list().await?;
+        for image in &cached {
+            self.delete(&image.image_id).await?;
+        }
+        Ok(cached.len())
+    }
+
+    /// Marks an image for the prefetcher; already cached, being cached or queued → no-op.
+    pub async fn queue(&self, id: &str) -> std::io::Result<bool> {
+        if !is_image_id(id) || self.complete(id).exists() || self.incomplete(id).exists() {
+            return Ok(false);
+        }
+        let marker = self.dir.join("queue").join(id);
+        if marker.exists() {
+            return Ok(false);
+        }
+        tokio::fs::write(marker, b"").await.map(|()| true)
+    }
+
+    /// Queued ids, oldest first.
+    pub async fn queued(&self) -> std::io::Result<Vec<String>> {
+        let dir = self.dir.join("queue");
+        tokio::task::spawn_blocking(move || {
+            let mut entries: Vec<(SystemTime, String)> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.file_name().into_string().ok()?)))
+                .collect();
+            entries.sort();
+            Ok(entries.into_iter().map(|(_, id)| id).collect())
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    pub async fn dequeue(&self, id: &str) -> std::io::Result<()> {
+        if !is_image_id(id) {
+            return Ok(());
+        }
+        match tokio::fs::remove_file(self.dir.join("queue").join(id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn dequeue_all(&self) -> std::io::Result<usize> {
+        let queued = self.queued().await?;
+        for id in &queued {
+            self.dequeue(id).await?;
+        }
+        Ok(queued.len())
+    }
+}
+
+/// Ids become file names: only plain names (no `/`, no `..`) are ever used as one.
+fn is_image_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,150 @@
+//! The image cache (seed 003, sqlite driver): transparent caching, remote images, hits, and the
+//! cache management API. The prefetcher and the other cache tools come with their own tests.
+
+use super::{Api, Cluster, DATA5K_MD5, FIVE_KB, as_refs, data5k, minimal_headers};
+use glance_tests::http_source::HttpSource;
+use glance_tests::{Engine, TestEnv};
+use reqwest::Method;
+use std::path::PathBuf;
+
+async fn cluster(env: &TestEnv, flavor: &str) -> (Cluster, PathBuf) {
+    let dir = env.dir().join("image-cache");
+    let c = Cluster::start_with(
+        env,
+        &[("paste_deploy.flavor", flavor), ("DEFAULT.image_cache_dir", dir.to_str().expect("utf-8"))],
+    )
+    .await;
+    (c, dir)
+}
+
+async fn add_image(api: &Api, name: &str) -> String {
+    let image = api.post_image(&as_refs(&minimal_headers(name)), Some(data5k())).await.expect(201).json();
+    assert_eq!(image["image"]["checksum"], DATA5K_MD5);
+    image["image"]["id"].as_str().expect("id").to_string()
+}
+
+async fn cached(api: &Api) -> Vec<serde_json::Value> {
+    api.get("/v1/cached_images").await.expect(200).json()["cached_images"].as_array().expect("list").clone()
+}
+
+#[tokio::test]
+async fn cache_middleware_transparent() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "caching").await;
+    let id = add_image(&c.http, "Image1").await;
+    let path = dir.join(&id);
+    assert!(!path.exists(), "not cached before a download");
+    assert_eq!(c.http.get(&format!("/v1/images/{id}")).await.expect(200).body, data5k());
+    assert!(path.exists(), "cached by the first download");
+    // Served from the cache: the store's file can go and the image still downloads.
+    std::fs::remove_file(env.dir().join("images").join(&id)).expect("remove the store's copy");
+    let again = c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!((again.body.len(), again.header("content-length")), (FIVE_KB, Some("5120")));
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert!(!path.exists(), "deleting the image empties the cache");
+    // Without the management flavor its API does not exist.
+    c.http.get("/v1/cached_images").await.expect(404);
+}
+
+#[tokio::test]
+async fn cache_remote_image() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "caching").await;
+    let source = HttpSource::start().await;
+    let remote = source.uri("2");
+    let headers = [
+        ("X-Image-Meta-Name", "Image2"),
+        ("X-Image-Meta-disk_format", "raw"),
+        ("X-Image-Meta-container_format", "ovf"),
+        ("X-Image-Meta-Is-Public", "True"),
+        ("X-Image-Meta-Location", remote.as_str()),
+    ];
+    let image = c.http.post_image(&headers, None).await.expect(201).json();
+    assert_eq!(image["image"]["size"], FIVE_KB);
+    let id = image["image"]["id"].as_str().expect("id");
+    c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    let again = c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(again.header("content-length"), Some("5120"));
+    assert!(dir.join(id).exists());
+}
+
+#[tokio::test]
+async fn cache_manage_get_cached_images_and_hits() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, _) = cluster(&env, "cachemanagement").await;
+    assert!(c.http.ids("/v1/images").await.is_empty());
+    let id = add_image(&c.http, "Image1").await;
+    assert!(cached(&c.http).await.is_empty(), "not cached before a download");
+    c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    let list = cached(&c.http).await;
+    assert_eq!((list.len(), list[0]["image_id"].as_str(), list[0]["hits"].as_i64()), (1, Some(id.as_str()), Some(0)));
+    assert_eq!(list[0]["size"], FIVE_KB);
+    c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(cached(&c.http).await[0]["hits"], 1);
+}
+
+#[tokio::test]
+async fn cache_manage_delete_cached_and_queued_images() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let mut ids = Vec::new();
+    for x in 0..4 {
+        ids.push(add_image(&c.http, &format!("Image{x}")).await);
+    }
+    assert!(cached(&c.http).await.is_empty());
+    for id in &ids {
+        c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    }
+    assert_eq!(cached(&c.http).await.len(), 4);
+    let deleted = c.http.delete(&format!("/v1/cached_images/{}", ids[2])).await.expect(200);
+    assert_eq!(deleted.text(), "null");
+    let left: Vec<String> =
+        cached(&c.http).await.iter().map(|i| i["image_id"].as_str().expect("id").to_string()).collect();
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&ids[2]) && !dir.join(&ids[2]).exists());
+    assert_eq!(c.http.delete("/v1/cached_images").await.expect(200).json()["num_deleted"], 3);
+    assert!(cached(&c.http).await.is_empty());
+
+    // The queue: PUT marks, GET lists, DELETE one or all (a second delete-all finds none).
+    for id in &ids[..2] {
+        let queued = c.http.send(c.http.request(Method::PUT, &format!("/v1/queued_images/{id}"))).await.expect(200);
+        assert_eq!(queued.text(), "null");
+    }
+    let queued = c.http.get("/v1/queued_images").await.expect(200).json();
+    assert_eq!(queued["queued_images"], serde_json::json!([ids[0], ids[1]]));
+    c.http.delete(&format!("/v1/queued_images/{}", ids[0])).await.expect(200);
+    assert_eq!(c.http.delete("/v1/queued_images").await.expect(200).json()["num_deleted"], 1);
+    assert_eq!(c.http.delete("/v1/queued_images").await.expect(200).json()["num_deleted"], 0);
+}
+
+#[tokio::test]
+async fn cache_manage_needs_the_policy_and_cache_obeys_download_policy() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let id = add_image(&c.http, "Image1").await;
+    env.set_policy_rules(&serde_json::json!({"context_is_admin": "role:admin", "default": "",
+        "manage_image_cache": "!", "download_image": "!"}));
+    c.http.get("/v1/cached_images").await.expect(403);
+    c.http.delete("/v1/cached_images").await.expect(403);
+    c.http.delete(&format!("/v1/cached_images/{id}")).await.expect(403);
+    c.http.send(c.http.request(Method::PUT, &format!("/v1/queued_images/{id}"))).await.expect(403);
+    // Not allowed to download: 403, and nothing cached.
+    c.http.get(&format!("/v1/images/{id}")).await.expect(403);
+    assert!(!dir.join(&id).exists());
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+}
+
+#[tokio::test]
+async fn corrupt_store_data_is_not_cached() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "caching").await;
+    let id = add_image(&c.http, "Image1").await;
+    std::fs::write(env.dir().join("images").join(&id), vec![b'#'; FIVE_KB]).expect("corrupt the store's copy");
+    let client = reqwest::Client::new();
+    let res = client.get(format!("{}/v1/images/{id}", c.http.base)).send().await.expect("answer");
+    if let Ok(body) = res.bytes().await {
+        assert!(body.len() < FIVE_KB, "corrupt data was served whole");
+    }
+    assert!(!dir.join(&id).exists(), "corrupt data was cached");
+    assert!(dir.join("invalid").join(&id).exists(), "kept aside for the cleaner");
+}
