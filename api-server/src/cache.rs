@@ -360,6 +360,68 @@ impl ImageCache {
     }
 }
 
+impl ImageCache {
+    /// Bytes held by complete cached files (regular files directly in the cache dir, the index
+    /// excepted), as Glance counts them.
+    pub fn size_on_disk(&self, db_name: &str) -> std::io::Result<u64> {
+        let mut total = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && entry.file_name() != db_name {
+                total += meta.len();
+            }
+        }
+        Ok(total)
+    }
+
+    /// The least recently read image (never-read images first), if any.
+    pub async fn least_recently_used(&self) -> std::io::Result<Option<String>> {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = Text)]
+            image_id: String,
+        }
+        let found: Vec<Id> = self
+            .with_index(|c| {
+                diesel::sql_query("SELECT image_id FROM cached_images ORDER BY last_accessed, image_id LIMIT 1").load(c)
+            })
+            .await?;
+        Ok(found.into_iter().next().map(|i| i.image_id))
+    }
+
+    /// Evicts least recently used images until the cache holds at most `max` bytes; returns
+    /// how many were evicted (`max` 0 empties it).
+    pub async fn prune(&self, max: u64, db_name: &str) -> std::io::Result<usize> {
+        let mut evicted = 0;
+        while self.size_on_disk(db_name)? > max {
+            let Some(id) = self.least_recently_used().await? else { break };
+            self.delete(&id).await?;
+            log::info!("pruned image {id} from the cache");
+            evicted += 1;
+        }
+        Ok(evicted)
+    }
+
+    /// Removes every file in `invalid/` and the files in `incomplete/` not written to for
+    /// `stall`; returns how many files were removed.
+    pub fn clean(&self, stall: std::time::Duration) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for (sub, older_than) in [("invalid", None), ("incomplete", Some(stall))] {
+            for entry in std::fs::read_dir(self.dir.join(sub))? {
+                let entry = entry?;
+                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+                if older_than.is_none_or(|limit| age >= limit) {
+                    std::fs::remove_file(entry.path())?;
+                    log::info!("cleaned {sub}/{}", entry.file_name().to_string_lossy());
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Ids become file names: only plain names (no `/`, no `..`) are ever used as one.
 fn is_image_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

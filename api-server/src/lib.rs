@@ -9,6 +9,7 @@ pub mod protections;
 pub mod routes;
 pub mod store;
 pub mod tls;
+pub mod tools;
 pub mod v1;
 
 use actix_web::middleware::{Compress, from_fn};

@@ -148,3 +148,105 @@ async fn corrupt_store_data_is_not_cached() {
     assert!(!dir.join(&id).exists(), "corrupt data was cached");
     assert!(dir.join("invalid").join(&id).exists(), "kept aside for the cleaner");
 }
+
+/// Writes glance-cache.conf for the cluster's cache and runs a cache tool with it; returns
+/// (exit code, stdout, stderr).
+fn run_tool(env: &TestEnv, c: &Cluster, dir: &std::path::Path, tool: &str, extra: &str) -> (i32, String, String) {
+    let conf = env.dir().join("glance-cache.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\ndebug = True\nverbose = True\nimage_cache_dir = {}\nimage_cache_driver = sqlite\n\
+             registry_host = 0.0.0.0\nregistry_port = {}\nfilesystem_store_datadir = {}\n\
+             metadata_encryption_key = 012345678901234567890123456789ab\nlog_file = {}\n{extra}",
+            dir.display(),
+            c.registry.port,
+            env.dir().join("images").display(),
+            env.dir().join("cache.log").display()
+        ),
+    )
+    .expect("write glance-cache.conf");
+    let out = std::process::Command::new(glance_tests::bin_path(tool))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .expect("run the tool");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn queue_and_prefetch() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let mut ids = Vec::new();
+    for x in 0..4 {
+        ids.push(add_image(&c.http, &format!("Image{x}")).await);
+    }
+    c.http.send(c.http.request(Method::PUT, &format!("/v1/queued_images/{}", ids[0]))).await.expect(200);
+    assert!(cached(&c.http).await.is_empty());
+    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-prefetcher", "");
+    assert_eq!((code, out.trim()), (0, ""), "{err}");
+    let list = cached(&c.http).await;
+    assert!(list.iter().any(|i| i["image_id"] == ids[0].as_str()), "{list:?}");
+    assert!(
+        c.http.get("/v1/queued_images").await.expect(200).json()["queued_images"].as_array().expect("ids").is_empty()
+    );
+}
+
+#[tokio::test]
+async fn pruner_keeps_the_most_recently_read() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let mut ids = Vec::new();
+    for x in 0..10 {
+        let mut headers = minimal_headers(&format!("small{x}"));
+        headers.push(("X-Image-Meta-Size", "1024".into()));
+        let image = c.http.post_image(&as_refs(&headers), Some(vec![b'x'; 1024])).await.expect(201).json();
+        let id = image["image"]["id"].as_str().expect("id").to_string();
+        c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+        ids.push(id);
+    }
+    // Read the last five again: they are the most recently used.
+    for id in &ids[5..] {
+        c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    }
+    let (code, _, err) = run_tool(&env, &c, &dir, "glance-cache-pruner", "image_cache_max_size = 5120\n");
+    assert_eq!(code, 0, "{err}");
+    let mut left: Vec<String> =
+        cached(&c.http).await.iter().map(|i| i["image_id"].as_str().expect("id").to_string()).collect();
+    left.sort();
+    let mut expected = ids[5..].to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(ids[..5].iter().all(|id| !dir.join(id).exists()));
+}
+
+#[tokio::test]
+async fn cleaner_removes_invalid_and_stalled_files() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "caching").await;
+    std::fs::write(dir.join("invalid").join("bad"), b"x").expect("write");
+    let stalled = dir.join("incomplete").join("stalled");
+    std::fs::write(&stalled, b"x").expect("write");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&stalled).and_then(|f| f.set_modified(long_ago)).expect("age");
+    std::fs::write(dir.join("incomplete").join("fresh"), b"x").expect("write");
+    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-cleaner", "image_cache_stall_time = 3600\n");
+    assert_eq!((code, out.trim()), (0, ""), "{err}");
+    assert!(!dir.join("invalid").join("bad").exists() && !stalled.exists());
+    assert!(dir.join("incomplete").join("fresh").exists(), "a file still being written stays");
+}
+
+#[tokio::test]
+async fn cache_tools_report_errors() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, _) = cluster(&env, "caching").await;
+    let unwritable = std::path::Path::new("/proc/glance-cache");
+    let (code, _, err) = run_tool(&env, &c, unwritable, "glance-cache-pruner", "");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ERROR: ") && err.contains("image_cache_dir"), "{err}");
+}

@@ -1,0 +1,56 @@
+//! What the glance-cache-* tools share: `--config-file`, the config (glance-cache.conf uses
+//! glance-api's option names), logging, the cache, and Glance's `ERROR: <e>` exit 1.
+
+use crate::cache::ImageCache;
+use crate::config::ApiConfig;
+use clap::Parser;
+use glance_common::cli::ConfigArgs;
+use std::future::Future;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Parses the command line and config, opens the cache, and runs `work` to completion.
+pub fn run<F, Fut>(program: &str, work: F) -> ExitCode
+where
+    F: FnOnce(ImageCache, ApiConfig) -> Fut,
+    Fut: Future<Output = std::io::Result<()>>,
+{
+    let args = Args::parse();
+    let prepared =
+        glance_common::config::RawConfig::load(&args.config.config_file).map_err(|e| e.to_string()).and_then(|raw| {
+            let dir = raw
+                .path(glance_common::config::DEFAULT_SECTION, "image_cache_dir")
+                .ok_or("image_cache_dir is not set")?;
+            let config = ApiConfig::from_raw(&raw).map_err(|e| e.to_string())?;
+            glance_common::logging::init(&config.server.log).map_err(|e| format!("cannot open the log: {e}"))?;
+            let cache = ImageCache::open(&dir, &config.image_cache_sqlite_db)?;
+            Ok((cache, config))
+        });
+    let (cache, config) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(cache, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{program}: {e}");
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
