@@ -271,7 +271,8 @@ fn declared_size(headers: &HeaderMap, meta: &RequestMeta) -> Option<u64> {
 /// An external source (location or copy-from) must be a store we read, and never the API
 /// node's own files or Swift credentials from its config (LP #942118, #1334196, #1400966).
 async fn check_external_source(st: &AppState, source: &str) -> Result<Scheme, Error> {
-    let refused = || Error::bad_request(format!("External sources are not supported: '{}'", redact(source)));
+    // Glance's wording, kept as is (sic): clients and tests match on it.
+    let refused = || Error::bad_request(format!("External source are not supported: '{}'", redact(source)));
     let scheme = source.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).ok_or_else(refused)?;
     // Credentials in a URL end up in the database and in every copy of the record; refused
     // rather than stored (the message never repeats them).

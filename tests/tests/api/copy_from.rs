@@ -109,7 +109,7 @@ async fn copy_from_file_and_swift_config_are_refused() {
         c.http
             .post_image(&super::as_refs(&headers), None)
             .await
-            .expect_error(400, &format!("External sources are not supported: '{uri}'"));
+            .expect_error(400, &format!("External source are not supported: '{uri}'"));
         // The same rule holds for locations.
         c.http
             .post_image(
@@ -122,7 +122,7 @@ async fn copy_from_file_and_swift_config_are_refused() {
                 None,
             )
             .await
-            .expect_error(400, "External sources are not supported");
+            .expect_error(400, "External source are not supported");
     }
     assert!(c.http.ids("/v1/images?is_public=none").await.is_empty(), "nothing was registered");
 }

@@ -92,9 +92,9 @@ async fn locations_with_credentials_or_unknown_schemes_are_refused() {
     let with_credentials = source.uri("img").replace("http://", "http://user:s3cret@");
     for (uri, expected) in [
         (with_credentials.as_str(), "Credentials are not allowed"),
-        ("gopher://example.com/img", "External sources are not supported"),
+        ("gopher://example.com/img", "External source are not supported"),
         ("s3://key:secret@s3.example.com/bucket/img", "Credentials are not allowed"),
-        ("swift+https://example.com/v1/AUTH_x/glance/img", "External sources are not supported"),
+        ("swift+https://example.com/v1/AUTH_x/glance/img", "External source are not supported"),
     ] {
         let location = [
             ("X-Image-Meta-Name", "loc"),
