@@ -250,3 +250,73 @@ async fn cache_tools_report_errors() {
     assert_eq!(code, 1);
     assert!(err.starts_with("ERROR: ") && err.contains("image_cache_dir"), "{err}");
 }
+
+/// glance-cache-manage against the API on `port`: (exit code, stdout).
+fn manage(port: u16, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(glance_tests::bin_path("glance-cache-manage"))
+        .arg("--host=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .args(args)
+        .env("OS_AUTH_STRATEGY", "noauth")
+        .env_remove("OS_AUTH_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run glance-cache-manage");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn glance_cache_manage_commands() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, _) = cluster(&env, "cachemanagement").await;
+    let port = c.api.port;
+    let (code, out) = manage(port, &["list-cached"]);
+    assert_eq!((code, out.trim()), (0, "No cached images."));
+    let (code, out) = manage(port, &["list-queued"]);
+    assert_eq!((code, out.trim()), (0, "No queued images."));
+
+    let id = add_image(&c.http, "Image1").await;
+    let other = add_image(&c.http, "Image2").await;
+    c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    let (code, out) = manage(port, &["list-cached"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Found 1 cached images...") && out.contains(&id), "{out}");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        out.contains(&format!("{today}T")) && out.contains("N/A"),
+        "modified today, never read from the cache: {out}"
+    );
+
+    assert_eq!(manage(port, &["--force", "queue-image", &other]).0, 0);
+    let (code, out) = manage(port, &["list-queued"]);
+    assert!(code == 0 && out.starts_with("Found 1 queued images...") && out.contains(&other), "{out}");
+    assert_eq!(manage(port, &["--force", "delete-queued-image", &other]).0, 0);
+    assert_eq!(manage(port, &["--force", "delete-all-queued-images"]).0, 0);
+    assert_eq!(manage(port, &["list-queued"]).1.trim(), "No queued images.");
+    let (code, out) = manage(port, &["-v", "--force", "delete-cached-image", &id]);
+    assert!(code == 0 && out.contains(&format!("Deleted cached image {id}")), "{out}");
+
+    for command in ["queue-image", "delete-queued-image", "delete-cached-image"] {
+        let (code, out) = manage(port, &["--force", command, &id, &other]);
+        assert_eq!(code, 1);
+        assert!(out.contains("Please specify one and only ID of the image you wish to"), "{out}");
+    }
+    let (code, out) = manage(port, &["explode"]);
+    assert!(code == 1 && out.contains("Unknown command: explode"), "{out}");
+    assert_eq!(manage(port, &[]).0, 0, "no command prints the help");
+
+    env.set_policy_rules(
+        &serde_json::json!({"context_is_admin": "role:admin", "default": "", "manage_image_cache": "!"}),
+    );
+    let (code, out) = manage(port, &["list-cached"]);
+    assert_eq!((code, out.trim()), (1, "Not authorized to make this request."));
+}
+
+#[tokio::test]
+async fn glance_cache_manage_without_the_middleware() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let c = Cluster::start(&env).await;
+    let (code, out) = manage(c.api.port, &["list-cached"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("Cache management middleware not enabled on host 127.0.0.1"), "{out}");
+}
