@@ -320,3 +320,37 @@ async fn glance_cache_manage_without_the_middleware() {
     assert_eq!(code, 1);
     assert!(out.contains("Cache management middleware not enabled on host 127.0.0.1"), "{out}");
 }
+
+/// Two clients fetch the same uncached image at once: both get every byte, and it is cached
+/// once. A download that was cut off mid-caching leaves nothing a later download would serve.
+#[tokio::test]
+async fn concurrent_and_cut_off_downloads() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let big = vec![b'b'; 8 << 20];
+    let mut headers = minimal_headers("big");
+    headers.push(("X-Image-Meta-Size", (8 << 20).to_string()));
+    let image = c.http.post_image(&as_refs(&headers), Some(big.clone())).await.expect(201).json();
+    let id = image["image"]["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/images/{id}");
+    let (a, b) = tokio::join!(c.http.get(&path), c.http.get(&path));
+    assert!(a.body == big && b.body == big, "both downloads got every byte");
+    let list = cached(&c.http).await;
+    assert_eq!((list.len(), list[0]["size"].as_i64()), (1, Some(8 << 20)));
+    assert!(std::fs::read_dir(dir.join("incomplete")).expect("dir").next().is_none(), "nothing left half written");
+
+    // Cut off mid-caching: a second image, read one chunk, hang up.
+    let mut headers = minimal_headers("cut");
+    headers.push(("X-Image-Meta-Size", (8 << 20).to_string()));
+    let image = c.http.post_image(&as_refs(&headers), Some(big.clone())).await.expect(201).json();
+    let cut = image["image"]["id"].as_str().expect("id").to_string();
+    {
+        let res = reqwest::Client::new().get(format!("{}/v1/images/{cut}", c.http.base)).send().await.expect("answer");
+        let mut stream = res.bytes_stream();
+        use futures_util::StreamExt;
+        let _ = stream.next().await;
+    } // dropped: the connection closes
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!dir.join(&cut).exists(), "a cut-off download was cached as complete");
+    assert_eq!(c.http.get(&format!("/v1/images/{cut}")).await.expect(200).body, big, "later downloads are whole");
+}
