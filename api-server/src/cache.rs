@@ -58,10 +58,39 @@ pub struct CachedImage {
     pub size: i64,
 }
 
+/// `image_cache_driver`: where hits and access times are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheDriver {
+    /// `cached_images` in `image_cache_sqlite_db`.
+    Sqlite,
+    /// Extended attributes of each cached file (`user.glance.hits`, `user.glance.last_accessed`);
+    /// the filesystem must support user xattrs.
+    Xattr,
+}
+
+impl CacheDriver {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sqlite" => Some(Self::Sqlite),
+            "xattr" => Some(Self::Xattr),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Index {
+    Sqlite(Arc<Mutex<SqliteConnection>>),
+    Xattr,
+}
+
+const HITS: &str = "user.glance.hits";
+const LAST_ACCESSED: &str = "user.glance.last_accessed";
+
 #[derive(Clone)]
 pub struct ImageCache {
     dir: PathBuf,
-    index: Arc<Mutex<SqliteConnection>>,
+    index: Index,
 }
 
 impl std::fmt::Debug for ImageCache {
@@ -81,13 +110,22 @@ fn db_error(e: impl std::fmt::Display) -> std::io::Error {
 impl ImageCache {
     /// Opens (creating) the cache in `dir`; a directory that cannot be written is a start-up
     /// error that names it.
-    pub fn open(dir: &Path, db_name: &str) -> Result<Self, String> {
+    pub fn open(dir: &Path, db_name: &str, driver: CacheDriver) -> Result<Self, String> {
         let fail = |e: &dyn std::fmt::Display| format!("image_cache_dir {}: {e}", dir.display());
         for sub in ["", "incomplete", "invalid", "queue"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| fail(&e))?;
         }
         let probe = dir.join("incomplete").join(".writable");
-        std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(|e| fail(&e))?;
+        std::fs::write(&probe, b"").map_err(|e| fail(&e))?;
+        if driver == CacheDriver::Xattr {
+            let supported = xattr::set(&probe, HITS, b"0");
+            let _ = std::fs::remove_file(&probe);
+            supported.map_err(|e| {
+                fail(&format!("the xattr driver needs user extended attributes on this filesystem: {e}"))
+            })?;
+            return Ok(Self { dir: dir.to_path_buf(), index: Index::Xattr });
+        }
+        std::fs::remove_file(&probe).map_err(|e| fail(&e))?;
         let db = dir.join(db_name);
         let mut conn = SqliteConnection::establish(&db.display().to_string()).map_err(|e| fail(&e))?;
         diesel::connection::SimpleConnection::batch_execute(
@@ -97,7 +135,7 @@ impl ImageCache {
                last_modified REAL DEFAULT 0.0, size INTEGER DEFAULT 0, hits INTEGER DEFAULT 0, checksum TEXT);",
         )
         .map_err(|e| fail(&e))?;
-        Ok(Self { dir: dir.to_path_buf(), index: Arc::new(Mutex::new(conn)) })
+        Ok(Self { dir: dir.to_path_buf(), index: Index::Sqlite(Arc::new(Mutex::new(conn))) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -112,12 +150,15 @@ impl ImageCache {
         self.dir.join("incomplete").join(id)
     }
 
-    /// Runs `f` on the index, off the async executor.
+    /// Runs `f` on the sqlite index, off the async executor.
     async fn with_index<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
     ) -> std::io::Result<T> {
-        let index = self.index.clone();
+        let Index::Sqlite(index) = &self.index else {
+            return Err(std::io::Error::other("the xattr driver has no index database"));
+        };
+        let index = index.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = index.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn).map_err(db_error)
@@ -144,6 +185,16 @@ impl ImageCache {
 
     /// Counts a hit once a cached file has been served.
     pub async fn record_hit(&self, id: &str) {
+        if let Index::Xattr = self.index {
+            let path = self.complete(id);
+            let _ = tokio::task::spawn_blocking(move || {
+                let hits = read_number(&path, HITS).unwrap_or(0.0) as i64 + 1;
+                let _ = xattr::set(&path, HITS, hits.to_string().as_bytes());
+                let _ = xattr::set(&path, LAST_ACCESSED, now().to_string().as_bytes());
+            })
+            .await;
+            return;
+        }
         let id = id.to_string();
         let counted = self
             .with_index(move |c| {
@@ -247,9 +298,16 @@ impl ImageCache {
             log::warn!("image {id}: cached file not moved into place");
             return;
         }
-        let id_owned = id.to_string();
         let queued = self.dir.join("queue").join(id);
         let _ = std::fs::remove_file(queued);
+        if let Index::Xattr = self.index {
+            let path = self.complete(id);
+            let _ = xattr::set(&path, HITS, b"0");
+            let _ = xattr::set(&path, LAST_ACCESSED, b"0");
+            log::info!("image {id} cached ({size} bytes)");
+            return;
+        }
+        let id_owned = id.to_string();
         let indexed = self
             .with_index(move |c| {
                 diesel::sql_query(
@@ -286,6 +344,9 @@ impl ImageCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        if let Index::Xattr = self.index {
+            return Ok(());
+        }
         let id = id.to_string();
         self.with_index(move |c| {
             diesel::sql_query("DELETE FROM cached_images WHERE image_id = ?").bind::<Text, _>(id).execute(c)
@@ -296,6 +357,10 @@ impl ImageCache {
 
     /// Every cached image, by id.
     pub async fn list(&self) -> std::io::Result<Vec<CachedImage>> {
+        if let Index::Xattr = self.index {
+            let dir = self.dir.clone();
+            return tokio::task::spawn_blocking(move || list_xattr(&dir)).await.map_err(std::io::Error::other)?;
+        }
         self.with_index(|c| {
             diesel::sql_query(
                 "SELECT image_id, hits, last_accessed, last_modified, size FROM cached_images ORDER BY image_id",
@@ -377,6 +442,11 @@ impl ImageCache {
 
     /// The least recently read image (never-read images first), if any.
     pub async fn least_recently_used(&self) -> std::io::Result<Option<String>> {
+        if let Index::Xattr = self.index {
+            let mut images = self.list().await?;
+            images.sort_by(|a, b| a.last_accessed.total_cmp(&b.last_accessed).then(a.image_id.cmp(&b.image_id)));
+            return Ok(images.into_iter().next().map(|i| i.image_id));
+        }
         #[derive(QueryableByName)]
         struct Id {
             #[diesel(sql_type = Text)]
@@ -420,6 +490,36 @@ impl ImageCache {
         }
         Ok(removed)
     }
+}
+
+/// A number kept in an extended attribute (as text, as Glance's xattr driver keeps them).
+fn read_number(path: &Path, name: &str) -> Option<f64> {
+    let raw = xattr::get(path, name).ok()??;
+    String::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// The cached images of the xattr driver: the complete files, by id.
+fn list_xattr(dir: &Path) -> std::io::Result<Vec<CachedImage>> {
+    let mut images = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let Ok(id) = entry.file_name().into_string() else { continue };
+        if !meta.is_file() || !is_image_id(&id) {
+            continue;
+        }
+        let path = entry.path();
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64());
+        images.push(CachedImage {
+            hits: read_number(&path, HITS).unwrap_or(0.0) as i64,
+            last_accessed: read_number(&path, LAST_ACCESSED).unwrap_or(0.0),
+            last_modified: modified.unwrap_or(0.0),
+            size: meta.len() as i64,
+            image_id: id,
+        });
+    }
+    images.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+    Ok(images)
 }
 
 /// Ids become file names: only plain names (no `/`, no `..`) are ever used as one.

@@ -26,6 +26,7 @@ pub struct ApiConfig {
     /// The image cache: `caching` / `cachemanagement` in the flavor, and where it lives.
     pub cache_mode: crate::cache::CacheMode,
     pub image_cache_dir: Option<PathBuf>,
+    pub image_cache_driver: crate::cache::CacheDriver,
     pub image_cache_sqlite_db: String,
     pub image_cache_max_size: u64,
     pub image_cache_stall_time: u64,
@@ -222,9 +223,9 @@ impl ApiConfig {
         if caching != crate::cache::CacheMode::Off && raw.string(d, "image_cache_dir").is_none() {
             return Err(raw.invalid(d, "image_cache_dir", "", "required by the caching flavors"));
         }
-        if let Some(driver) = raw.string(d, "image_cache_driver").filter(|v| v != "sqlite") {
-            return Err(raw.invalid(d, "image_cache_driver", &driver, "only the sqlite driver is supported yet"));
-        }
+        let driver_name = raw.string(d, "image_cache_driver").unwrap_or_else(|| "sqlite".into());
+        let image_cache_driver = crate::cache::CacheDriver::parse(&driver_name)
+            .ok_or_else(|| raw.invalid(d, "image_cache_driver", &driver_name, "must be sqlite or xattr"))?;
         Ok(Self {
             server: ServerOptions::from_raw(raw, DEFAULT_PORT)?,
             registry_host,
@@ -238,6 +239,7 @@ impl ApiConfig {
             s3,
             cache_mode: crate::cache::CacheMode::of_flavor(raw.string("paste_deploy", "flavor").as_deref()),
             image_cache_dir: raw.path(d, "image_cache_dir"),
+            image_cache_driver,
             image_cache_sqlite_db: raw.string(d, "image_cache_sqlite_db").unwrap_or_else(|| "cache.db".into()),
             image_cache_max_size: raw.get(d, "image_cache_max_size", 10_737_418_240)?,
             image_cache_stall_time: raw.get(d, "image_cache_stall_time", 86_400)?,

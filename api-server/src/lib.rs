@@ -80,9 +80,10 @@ impl AppState {
         };
         let stores = Stores { fs, http, swift, s3, default_scheme: config.default_store.clone() };
         let cache = match (&config.image_cache_dir, config.cache_mode) {
-            (Some(dir), mode) if mode != cache::CacheMode::Off => {
-                Some(cache::ImageCache::open(dir, &config.image_cache_sqlite_db).map_err(std::io::Error::other)?)
-            }
+            (Some(dir), mode) if mode != cache::CacheMode::Off => Some(
+                cache::ImageCache::open(dir, &config.image_cache_sqlite_db, config.image_cache_driver)
+                    .map_err(std::io::Error::other)?,
+            ),
             _ => None,
         };
         Ok(Self { config: Arc::new(config), registry, stores, policy, protections, cache })

@@ -28,7 +28,7 @@ where
                 .ok_or("image_cache_dir is not set")?;
             let config = ApiConfig::from_raw(&raw).map_err(|e| e.to_string())?;
             glance_common::logging::init(&config.server.log).map_err(|e| format!("cannot open the log: {e}"))?;
-            let cache = ImageCache::open(&dir, &config.image_cache_sqlite_db)?;
+            let cache = ImageCache::open(&dir, &config.image_cache_sqlite_db, config.image_cache_driver)?;
             Ok((cache, config))
         });
     let (cache, config) = match prepared {

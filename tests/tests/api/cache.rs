@@ -1,5 +1,5 @@
-//! The image cache (seed 003, sqlite driver): transparent caching, remote images, hits, and the
-//! cache management API. The prefetcher and the other cache tools come with their own tests.
+//! The image cache (seed 003), every test on both drivers (`sqlite_driver::…`, `xattr_driver::…`):
+//! transparent caching, remote images, hits, the cache management API and the cache tools.
 
 use super::{Api, Cluster, DATA5K_MD5, FIVE_KB, as_refs, data5k, minimal_headers};
 use glance_tests::http_source::HttpSource;
@@ -7,11 +7,43 @@ use glance_tests::{Engine, TestEnv};
 use reqwest::Method;
 use std::path::PathBuf;
 
-async fn cluster(env: &TestEnv, flavor: &str) -> (Cluster, PathBuf) {
+/// Each listed `async fn name(driver)` once per cache driver.
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_driver {
+            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
+        }
+        mod xattr_driver {
+            $( #[tokio::test] async fn $name() { super::$name("xattr").await } )*
+        }
+    };
+}
+
+both_drivers!(
+    cache_middleware_transparent,
+    cache_remote_image,
+    cache_manage_get_cached_images_and_hits,
+    cache_manage_delete_cached_and_queued_images,
+    cache_manage_needs_the_policy_and_cache_obeys_download_policy,
+    corrupt_store_data_is_not_cached,
+    queue_and_prefetch,
+    pruner_keeps_the_most_recently_read,
+    cleaner_removes_invalid_and_stalled_files,
+    cache_tools_report_errors,
+    glance_cache_manage_commands,
+    glance_cache_manage_without_the_middleware,
+    concurrent_and_cut_off_downloads
+);
+
+async fn cluster(env: &TestEnv, flavor: &str, driver: &str) -> (Cluster, PathBuf) {
     let dir = env.dir().join("image-cache");
     let c = Cluster::start_with(
         env,
-        &[("paste_deploy.flavor", flavor), ("DEFAULT.image_cache_dir", dir.to_str().expect("utf-8"))],
+        &[
+            ("paste_deploy.flavor", flavor),
+            ("DEFAULT.image_cache_dir", dir.to_str().expect("utf-8")),
+            ("DEFAULT.image_cache_driver", driver),
+        ],
     )
     .await;
     (c, dir)
@@ -27,10 +59,9 @@ async fn cached(api: &Api) -> Vec<serde_json::Value> {
     api.get("/v1/cached_images").await.expect(200).json()["cached_images"].as_array().expect("list").clone()
 }
 
-#[tokio::test]
-async fn cache_middleware_transparent() {
+async fn cache_middleware_transparent(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "caching").await;
+    let (c, dir) = cluster(&env, "caching", driver).await;
     let id = add_image(&c.http, "Image1").await;
     let path = dir.join(&id);
     assert!(!path.exists(), "not cached before a download");
@@ -46,10 +77,9 @@ async fn cache_middleware_transparent() {
     c.http.get("/v1/cached_images").await.expect(404);
 }
 
-#[tokio::test]
-async fn cache_remote_image() {
+async fn cache_remote_image(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "caching").await;
+    let (c, dir) = cluster(&env, "caching", driver).await;
     let source = HttpSource::start().await;
     let remote = source.uri("2");
     let headers = [
@@ -68,10 +98,9 @@ async fn cache_remote_image() {
     assert!(dir.join(id).exists());
 }
 
-#[tokio::test]
-async fn cache_manage_get_cached_images_and_hits() {
+async fn cache_manage_get_cached_images_and_hits(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, _) = cluster(&env, "cachemanagement").await;
+    let (c, _) = cluster(&env, "cachemanagement", driver).await;
     assert!(c.http.ids("/v1/images").await.is_empty());
     let id = add_image(&c.http, "Image1").await;
     assert!(cached(&c.http).await.is_empty(), "not cached before a download");
@@ -83,10 +112,9 @@ async fn cache_manage_get_cached_images_and_hits() {
     assert_eq!(cached(&c.http).await[0]["hits"], 1);
 }
 
-#[tokio::test]
-async fn cache_manage_delete_cached_and_queued_images() {
+async fn cache_manage_delete_cached_and_queued_images(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let (c, dir) = cluster(&env, "cachemanagement", driver).await;
     let mut ids = Vec::new();
     for x in 0..4 {
         ids.push(add_image(&c.http, &format!("Image{x}")).await);
@@ -117,10 +145,9 @@ async fn cache_manage_delete_cached_and_queued_images() {
     assert_eq!(c.http.delete("/v1/queued_images").await.expect(200).json()["num_deleted"], 0);
 }
 
-#[tokio::test]
-async fn cache_manage_needs_the_policy_and_cache_obeys_download_policy() {
+async fn cache_manage_needs_the_policy_and_cache_obeys_download_policy(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let (c, dir) = cluster(&env, "cachemanagement", driver).await;
     let id = add_image(&c.http, "Image1").await;
     env.set_policy_rules(&serde_json::json!({"context_is_admin": "role:admin", "default": "",
         "manage_image_cache": "!", "download_image": "!"}));
@@ -134,10 +161,9 @@ async fn cache_manage_needs_the_policy_and_cache_obeys_download_policy() {
     c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
 }
 
-#[tokio::test]
-async fn corrupt_store_data_is_not_cached() {
+async fn corrupt_store_data_is_not_cached(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "caching").await;
+    let (c, dir) = cluster(&env, "caching", driver).await;
     let id = add_image(&c.http, "Image1").await;
     std::fs::write(env.dir().join("images").join(&id), vec![b'#'; FIVE_KB]).expect("corrupt the store's copy");
     let client = reqwest::Client::new();
@@ -151,12 +177,19 @@ async fn corrupt_store_data_is_not_cached() {
 
 /// Writes glance-cache.conf for the cluster's cache and runs a cache tool with it; returns
 /// (exit code, stdout, stderr).
-fn run_tool(env: &TestEnv, c: &Cluster, dir: &std::path::Path, tool: &str, extra: &str) -> (i32, String, String) {
+fn run_tool(
+    env: &TestEnv,
+    c: &Cluster,
+    dir: &std::path::Path,
+    tool: &str,
+    extra: &str,
+    driver: &str,
+) -> (i32, String, String) {
     let conf = env.dir().join("glance-cache.conf");
     std::fs::write(
         &conf,
         format!(
-            "[DEFAULT]\ndebug = True\nverbose = True\nimage_cache_dir = {}\nimage_cache_driver = sqlite\n\
+            "[DEFAULT]\ndebug = True\nverbose = True\nimage_cache_dir = {}\nimage_cache_driver = {driver}\n\
              registry_host = 0.0.0.0\nregistry_port = {}\nfilesystem_store_datadir = {}\n\
              metadata_encryption_key = 012345678901234567890123456789ab\nlog_file = {}\n{extra}",
             dir.display(),
@@ -178,17 +211,16 @@ fn run_tool(env: &TestEnv, c: &Cluster, dir: &std::path::Path, tool: &str, extra
     )
 }
 
-#[tokio::test]
-async fn queue_and_prefetch() {
+async fn queue_and_prefetch(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let (c, dir) = cluster(&env, "cachemanagement", driver).await;
     let mut ids = Vec::new();
     for x in 0..4 {
         ids.push(add_image(&c.http, &format!("Image{x}")).await);
     }
     c.http.send(c.http.request(Method::PUT, &format!("/v1/queued_images/{}", ids[0]))).await.expect(200);
     assert!(cached(&c.http).await.is_empty());
-    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-prefetcher", "");
+    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-prefetcher", "", driver);
     assert_eq!((code, out.trim()), (0, ""), "{err}");
     let list = cached(&c.http).await;
     assert!(list.iter().any(|i| i["image_id"] == ids[0].as_str()), "{list:?}");
@@ -197,10 +229,9 @@ async fn queue_and_prefetch() {
     );
 }
 
-#[tokio::test]
-async fn pruner_keeps_the_most_recently_read() {
+async fn pruner_keeps_the_most_recently_read(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let (c, dir) = cluster(&env, "cachemanagement", driver).await;
     let mut ids = Vec::new();
     for x in 0..10 {
         let mut headers = minimal_headers(&format!("small{x}"));
@@ -214,7 +245,7 @@ async fn pruner_keeps_the_most_recently_read() {
     for id in &ids[5..] {
         c.http.get(&format!("/v1/images/{id}")).await.expect(200);
     }
-    let (code, _, err) = run_tool(&env, &c, &dir, "glance-cache-pruner", "image_cache_max_size = 5120\n");
+    let (code, _, err) = run_tool(&env, &c, &dir, "glance-cache-pruner", "image_cache_max_size = 5120\n", driver);
     assert_eq!(code, 0, "{err}");
     let mut left: Vec<String> =
         cached(&c.http).await.iter().map(|i| i["image_id"].as_str().expect("id").to_string()).collect();
@@ -225,28 +256,26 @@ async fn pruner_keeps_the_most_recently_read() {
     assert!(ids[..5].iter().all(|id| !dir.join(id).exists()));
 }
 
-#[tokio::test]
-async fn cleaner_removes_invalid_and_stalled_files() {
+async fn cleaner_removes_invalid_and_stalled_files(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "caching").await;
+    let (c, dir) = cluster(&env, "caching", driver).await;
     std::fs::write(dir.join("invalid").join("bad"), b"x").expect("write");
     let stalled = dir.join("incomplete").join("stalled");
     std::fs::write(&stalled, b"x").expect("write");
     let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     std::fs::File::options().write(true).open(&stalled).and_then(|f| f.set_modified(long_ago)).expect("age");
     std::fs::write(dir.join("incomplete").join("fresh"), b"x").expect("write");
-    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-cleaner", "image_cache_stall_time = 3600\n");
+    let (code, out, err) = run_tool(&env, &c, &dir, "glance-cache-cleaner", "image_cache_stall_time = 3600\n", driver);
     assert_eq!((code, out.trim()), (0, ""), "{err}");
     assert!(!dir.join("invalid").join("bad").exists() && !stalled.exists());
     assert!(dir.join("incomplete").join("fresh").exists(), "a file still being written stays");
 }
 
-#[tokio::test]
-async fn cache_tools_report_errors() {
+async fn cache_tools_report_errors(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, _) = cluster(&env, "caching").await;
+    let (c, _) = cluster(&env, "caching", driver).await;
     let unwritable = std::path::Path::new("/proc/glance-cache");
-    let (code, _, err) = run_tool(&env, &c, unwritable, "glance-cache-pruner", "");
+    let (code, _, err) = run_tool(&env, &c, unwritable, "glance-cache-pruner", "", driver);
     assert_eq!(code, 1);
     assert!(err.starts_with("ERROR: ") && err.contains("image_cache_dir"), "{err}");
 }
@@ -265,10 +294,9 @@ fn manage(port: u16, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-#[tokio::test]
-async fn glance_cache_manage_commands() {
+async fn glance_cache_manage_commands(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, _) = cluster(&env, "cachemanagement").await;
+    let (c, _) = cluster(&env, "cachemanagement", driver).await;
     let port = c.api.port;
     let (code, out) = manage(port, &["list-cached"]);
     assert_eq!((code, out.trim()), (0, "No cached images."));
@@ -312,8 +340,7 @@ async fn glance_cache_manage_commands() {
     assert_eq!((code, out.trim()), (1, "Not authorized to make this request."));
 }
 
-#[tokio::test]
-async fn glance_cache_manage_without_the_middleware() {
+async fn glance_cache_manage_without_the_middleware(_driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
     let c = Cluster::start(&env).await;
     let (code, out) = manage(c.api.port, &["list-cached"]);
@@ -323,10 +350,9 @@ async fn glance_cache_manage_without_the_middleware() {
 
 /// Two clients fetch the same uncached image at once: both get every byte, and it is cached
 /// once. A download that was cut off mid-caching leaves nothing a later download would serve.
-#[tokio::test]
-async fn concurrent_and_cut_off_downloads() {
+async fn concurrent_and_cut_off_downloads(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
-    let (c, dir) = cluster(&env, "cachemanagement").await;
+    let (c, dir) = cluster(&env, "cachemanagement", driver).await;
     let big = vec![b'b'; 8 << 20];
     let mut headers = minimal_headers("big");
     headers.push(("X-Image-Meta-Size", (8 << 20).to_string()));
