@@ -86,6 +86,7 @@ enum Index {
 
 const HITS: &str = "user.glance.hits";
 const LAST_ACCESSED: &str = "user.glance.last_accessed";
+const COMMITTED: &str = "user.glance.committed";
 
 #[derive(Clone)]
 pub struct ImageCache {
@@ -168,19 +169,57 @@ impl ImageCache {
     }
 
     /// The cached file of an image and its size, when there is a complete one.
-    pub async fn lookup(&self, id: &str) -> Option<(std::fs::File, u64)> {
+    ///
+    /// The file was checked against the image's checksum when it was cached; a file changed
+    /// since (its size is not the image's, or it was written after it was committed) is evicted
+    /// and `None` returned, so the download goes to the store (and caches a good copy again).
+    pub async fn lookup(&self, id: &str, expected_size: Option<i64>) -> Option<(std::fs::File, u64)> {
         if !is_image_id(id) {
             return None;
         }
         let path = self.complete(id);
-        tokio::task::spawn_blocking(move || {
+        let committed = self.committed_at(id).await;
+        let (file, size, intact) = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).ok()?;
-            let size = file.metadata().ok()?.len();
-            Some((file, size))
+            let meta = file.metadata().ok()?;
+            let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+            let size_ok = expected_size.is_none_or(|s| s <= 0 || s as u64 == meta.len());
+            let untouched = committed.is_some_and(|at| modified <= at + 1.0);
+            Some((file, meta.len(), size_ok && untouched))
         })
         .await
         .ok()
-        .flatten()
+        .flatten()?;
+        if !intact {
+            log::warn!("image {id}: the cached file changed after it was verified; evicted, served from the store");
+            drop(file);
+            let _ = self.delete(id).await;
+            return None;
+        }
+        Some((file, size))
+    }
+
+    /// When a cached file was verified and moved into place (epoch seconds).
+    async fn committed_at(&self, id: &str) -> Option<f64> {
+        if let Index::Xattr = self.index {
+            let path = self.complete(id);
+            return tokio::task::spawn_blocking(move || read_number(&path, COMMITTED)).await.ok().flatten();
+        }
+        #[derive(QueryableByName)]
+        struct Modified {
+            #[diesel(sql_type = Double)]
+            last_modified: f64,
+        }
+        let id = id.to_string();
+        let rows: Vec<Modified> = self
+            .with_index(move |c| {
+                diesel::sql_query("SELECT last_modified FROM cached_images WHERE image_id = ?")
+                    .bind::<Text, _>(id)
+                    .load(c)
+            })
+            .await
+            .ok()?;
+        rows.first().map(|r| r.last_modified)
     }
 
     /// Counts a hit once a cached file has been served.
@@ -304,6 +343,7 @@ impl ImageCache {
             let path = self.complete(id);
             let _ = xattr::set(&path, HITS, b"0");
             let _ = xattr::set(&path, LAST_ACCESSED, b"0");
+            let _ = xattr::set(&path, COMMITTED, now().to_string().as_bytes());
             log::info!("image {id} cached ({size} bytes)");
             return;
         }

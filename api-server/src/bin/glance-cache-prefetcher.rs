@@ -10,7 +10,15 @@ fn main() -> std::process::ExitCode {
         let state = glance_api::AppState::new(config).map_err(std::io::Error::other)?;
         // The prefetcher acts as the service itself: an admin context, as Glance's.
         let ctx = glance_common::context::RequestContext::admin(glance_common::context::new_request_id());
-        for id in cache.queued().await? {
+        let queued = cache.queued().await?;
+        // Progress on a terminal only (stderr; hidden when it is not one): stdout stays empty.
+        let progress = indicatif::ProgressBar::new(queued.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        for id in queued {
+            progress.set_message(id.clone());
+            progress.inc(1);
             let image = match state.registry.get(&ctx, &id).await {
                 Ok(image) if image.status == "active" && !image.deleted => image,
                 Ok(image) => {
@@ -43,6 +51,7 @@ fn main() -> std::process::ExitCode {
                 log::warn!("image {id} not prefetched; it stays queued");
             }
         }
+        progress.finish_and_clear();
         Ok(())
     })
 }

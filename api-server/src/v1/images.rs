@@ -121,7 +121,7 @@ pub async fn download(
     }
     // A cached copy, after the same registry, visibility and policy checks as the store.
     if let Some(cache) = &st.cache
-        && let Some((file, size)) = cache.lookup(&image.id).await
+        && let Some((file, size)) = cache.lookup(&image.id, image.size).await
     {
         builder.no_chunking(size);
         let (cache, hit) = (cache.clone(), image.id.clone());

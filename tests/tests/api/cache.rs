@@ -32,7 +32,9 @@ both_drivers!(
     cache_tools_report_errors,
     glance_cache_manage_commands,
     glance_cache_manage_without_the_middleware,
-    concurrent_and_cut_off_downloads
+    concurrent_and_cut_off_downloads,
+    tampered_cached_file_is_evicted,
+    cache_obeys_visibility
 );
 
 async fn cluster(env: &TestEnv, flavor: &str, driver: &str) -> (Cluster, PathBuf) {
@@ -350,6 +352,49 @@ async fn glance_cache_manage_without_the_middleware(_driver: &'static str) {
 
 /// Two clients fetch the same uncached image at once: both get every byte, and it is cached
 /// once. A download that was cut off mid-caching leaves nothing a later download would serve.
+/// A cached file changed behind the cache's back is evicted and the image served from the
+/// store (and cached again, good).
+async fn tampered_cached_file_is_evicted(driver: &'static str) {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let (c, dir) = cluster(&env, "caching", driver).await;
+    let id = add_image(&c.http, "Image1").await;
+    c.http.get(&format!("/v1/images/{id}")).await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(dir.join(&id), vec![b'#'; FIVE_KB]).expect("tamper with the cached copy");
+    assert_eq!(c.http.get(&format!("/v1/images/{id}")).await.expect(200).body, data5k(), "served from the store");
+    assert_eq!(std::fs::read(dir.join(&id)).expect("cached again"), data5k());
+    std::fs::write(dir.join(&id), b"short").expect("truncate the cached copy");
+    assert_eq!(c.http.get(&format!("/v1/images/{id}")).await.expect(200).body, data5k());
+}
+
+/// The cache obeys visibility: another tenant's private image is a 404 even when it is cached.
+async fn cache_obeys_visibility(driver: &'static str) {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let dir = env.dir().join("image-cache");
+    let registry = env.registry().flavor("fakeauth").start().await;
+    let api = env
+        .api(&registry)
+        .option("paste_deploy.flavor", "fakeauth+caching")
+        .option("DEFAULT.image_cache_dir", dir.to_str().expect("utf-8"))
+        .option("DEFAULT.image_cache_driver", driver)
+        .start()
+        .await;
+    let http = Api::new(api.url());
+    let owner = super::As { api: &http, token: "ann:t1:member".into() };
+    let stranger = super::As { api: &http, token: "sam:t2:member".into() };
+    let headers = [
+        ("Content-Type", "application/octet-stream"),
+        ("X-Image-Meta-Name", "private"),
+        ("X-Image-Meta-disk_format", "raw"),
+        ("X-Image-Meta-container_format", "bare"),
+    ];
+    let image = owner.send(Method::POST, "/v1/images", &headers, Some(data5k())).await.expect(201).json();
+    let path = format!("/v1/images/{}", image["image"]["id"].as_str().expect("id"));
+    assert_eq!(owner.send(Method::GET, &path, &[], None).await.expect(200).body, data5k());
+    assert!(dir.join(image["image"]["id"].as_str().expect("id")).exists(), "cached for its owner");
+    stranger.send(Method::GET, &path, &[], None).await.expect(404);
+}
+
 async fn concurrent_and_cut_off_downloads(driver: &'static str) {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
     let (c, dir) = cluster(&env, "cachemanagement", driver).await;
