@@ -56,8 +56,21 @@ pub async fn list_queued(ctx: RequestContext, st: web::Data<AppState>) -> Result
     Ok(json_response(200, &Keyed("queued_images", &ids)))
 }
 
+/// Queues an image for the prefetcher: it must exist, be visible and be active (Glance's later
+/// cache API checks this; Icehouse queued anything and the prefetcher skipped it).
 pub async fn queue(id: web::Path<String>, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    managed(&st, &ctx)?.queue(&id).await.map_err(io)?;
+    let cache = managed(&st, &ctx)?;
+    let image = st.registry.get(&ctx, &id).await.map_err(|e| match e.kind() {
+        glance_common::ErrorKind::NotFound => Error::not_found(format!("Image {id} not found")),
+        _ => e,
+    })?;
+    if image.status != "active" || image.deleted {
+        return Err(Error::bad_request(format!(
+            "Only active images can be queued for caching; image {id} is {}",
+            image.status
+        )));
+    }
+    cache.queue(&id).await.map_err(io)?;
     Ok(null())
 }
 

@@ -142,6 +142,15 @@ async fn cache_manage_delete_cached_and_queued_images(driver: &'static str) {
     }
     let queued = c.http.get("/v1/queued_images").await.expect(200).json();
     assert_eq!(queued["queued_images"], serde_json::json!([ids[0], ids[1]]));
+    // Only images that exist and are active can be queued.
+    let missing = uuid::Uuid::new_v4();
+    c.http.send(c.http.request(Method::PUT, &format!("/v1/queued_images/{missing}"))).await.expect(404);
+    let reserved = c.http.post_image(&[("X-Image-Meta-Name", "queued")], None).await.expect(201).json();
+    let reserved = reserved["image"]["id"].as_str().expect("id").to_string();
+    c.http
+        .send(c.http.request(Method::PUT, &format!("/v1/queued_images/{reserved}")))
+        .await
+        .expect_error(400, "active");
     c.http.delete(&format!("/v1/queued_images/{}", ids[0])).await.expect(200);
     assert_eq!(c.http.delete("/v1/queued_images").await.expect(200).json()["num_deleted"], 1);
     assert_eq!(c.http.delete("/v1/queued_images").await.expect(200).json()["num_deleted"], 0);
