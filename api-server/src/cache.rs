@@ -428,7 +428,15 @@ impl ImageCache {
         if marker.exists() {
             return Ok(false);
         }
-        tokio::fs::write(marker, b"").await.map(|()| true)
+        // The queue is ordered by the markers' mtimes: stamp them to the nanosecond, finer than
+        // the filesystem's clock tick, so markers written in a row keep their order.
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::create(&marker)?;
+            file.set_modified(SystemTime::now())?;
+            Ok(true)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Queued ids, oldest first.
