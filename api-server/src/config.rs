@@ -237,7 +237,7 @@ impl ApiConfig {
             default_store: if default_store == "filesystem" { "file".into() } else { default_store },
             swift,
             s3,
-            cache_mode: crate::cache::CacheMode::of_flavor(raw.string("paste_deploy", "flavor").as_deref()),
+            cache_mode: caching,
             image_cache_dir: raw.path(d, "image_cache_dir"),
             image_cache_driver,
             image_cache_sqlite_db: raw.string(d, "image_cache_sqlite_db").unwrap_or_else(|| "cache.db".into()),

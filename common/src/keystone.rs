@@ -36,6 +36,46 @@ pub const KEYS: &[(&str, &str)] = &[
     (SECTION, "region_name"),
 ];
 
+/// Keystone's base URL from an auth URL as people write it (`…`, `…/`, `…/v3`, `…/v2.0`).
+pub fn base_url(auth_url: &str) -> String {
+    auth_url.trim_end_matches('/').trim_end_matches("/v3").trim_end_matches("/v2.0").trim_end_matches('/').to_string()
+}
+
+/// A domain or project, by id or by name.
+#[derive(Debug, Clone, Copy)]
+pub enum Ref<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
+impl Ref<'_> {
+    fn json(self) -> serde_json::Value {
+        match self {
+            Ref::Id(id) => serde_json::json!({"id": id}),
+            Ref::Name(name) => serde_json::json!({"name": name}),
+        }
+    }
+}
+
+/// The body of a project-scoped password login (`POST /v3/auth/tokens`). A project given by
+/// name is looked up in `domain`, as is the user.
+pub fn password_login(
+    user: &str,
+    password: &str,
+    domain: Ref<'_>,
+    project: Ref<'_>,
+    project_domain: Ref<'_>,
+) -> serde_json::Value {
+    let mut scope = project.json();
+    if let Ref::Name(_) = project {
+        scope["domain"] = project_domain.json();
+    }
+    serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {"name": user, "password": password, "domain": domain.json()}}},
+        "scope": {"project": scope}
+    }})
+}
+
 /// How many validated tokens a process remembers.
 const CACHE_ENTRIES: usize = 10_000;
 /// A service token is renewed this long before Keystone says it expires.
@@ -81,7 +121,7 @@ impl KeystoneOptions {
         if let Some(auth_type) = raw.string(SECTION, "auth_type").filter(|t| t != "password") {
             return Err(raw.invalid(SECTION, "auth_type", &auth_type, "only 'password' is supported"));
         }
-        let base = auth_url.trim_end_matches('/').trim_end_matches("/v3").trim_end_matches('/').to_string();
+        let base = base_url(&auth_url);
         let www = raw.string(SECTION, "www_authenticate_uri").or_else(|| raw.string(SECTION, "auth_uri"));
         Ok(Self {
             www_authenticate_uri: www.unwrap_or_else(|| base.clone()),
@@ -234,11 +274,13 @@ impl TokenValidator {
             return Ok(token.clone());
         }
         let o = &self.options;
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": o.username, "password": o.password.0, "domain": {"name": o.user_domain_name}}}},
-            "scope": {"project": {"name": o.project_name, "domain": {"name": o.project_domain_name}}}
-        }});
+        let body = password_login(
+            &o.username,
+            &o.password.0,
+            Ref::Name(&o.user_domain_name),
+            Ref::Name(&o.project_name),
+            Ref::Name(&o.project_domain_name),
+        );
         let res = self
             .http
             .post(format!("{}/v3/auth/tokens?nocatalog", o.auth_url))

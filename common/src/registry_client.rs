@@ -91,7 +91,7 @@ impl RegistryClient {
     /// The image with its locations readable again. A location that does not decrypt (another
     /// key) stays as stored: metadata keeps working, and the data is unreachable (502 on
     /// download) rather than fetched from a wrong URL; the failure is logged.
-    fn opened(&self, mut image: Image) -> Result<Image> {
+    fn opened(&self, mut image: Image) -> Image {
         if let Some(cipher) = &self.cipher {
             let open = |value: &mut String| {
                 if let Ok(plain) = cipher.decrypt(value) {
@@ -101,7 +101,7 @@ impl RegistryClient {
             image.location.iter_mut().for_each(open);
             image.location_data.iter_mut().for_each(|data| open(&mut data.url));
         }
-        Ok(image)
+        image
     }
 
     /// Sends `registry_shared_secret` with every request (registries that demand it refuse
@@ -122,7 +122,7 @@ impl RegistryClient {
     /// `GET /images/detail` with Glance's filter, sort and paging parameters.
     pub async fn list_detail(&self, ctx: &RequestContext, params: &[(String, String)]) -> Result<Vec<Image>> {
         let body: ImagesBody<Image> = self.json(self.request(ctx, Method::GET, "/images/detail").query(params)).await?;
-        body.images.into_iter().map(|image| self.opened(image)).collect()
+        Ok(body.images.into_iter().map(|image| self.opened(image)).collect())
     }
 
     /// `GET /images`: the short form.
@@ -133,14 +133,14 @@ impl RegistryClient {
 
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
         let body: ImageBody = self.json(self.request(ctx, Method::GET, &image_path(id))).await?;
-        self.opened(body.image)
+        Ok(self.opened(body.image))
     }
 
     pub async fn create(&self, ctx: &RequestContext, patch: &ImagePatch) -> Result<Image> {
         let sealed = self.sealed(patch);
         let body = PatchBody { image: sealed.as_ref(), from_state: None };
         let body: ImageBody = self.json(self.request(ctx, Method::POST, "/images").json(&body)).await?;
-        self.opened(body.image)
+        Ok(self.opened(body.image))
     }
 
     /// Changes an image. `purge_props` makes the supplied properties the whole set;
@@ -160,13 +160,13 @@ impl RegistryClient {
             .header("x-glance-registry-purge-props", if purge_props { "true" } else { "false" })
             .json(&body);
         let body: ImageBody = self.json(request).await?;
-        self.opened(body.image)
+        Ok(self.opened(body.image))
     }
 
     /// Soft-deletes an image and everything hanging off it; returns the deleted record.
     pub async fn delete(&self, ctx: &RequestContext, id: &str) -> Result<Image> {
         let body: ImageBody = self.json(self.request(ctx, Method::DELETE, &image_path(id))).await?;
-        self.opened(body.image)
+        Ok(self.opened(body.image))
     }
 
     pub async fn members(&self, ctx: &RequestContext, id: &str) -> Result<Vec<Member>> {

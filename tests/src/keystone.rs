@@ -41,11 +41,9 @@ impl Keystone {
 
     /// A project-scoped token for one of the test users (`<user>-secret` is the password).
     pub async fn token(&self, user: &str, project: &str) -> Token {
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "password": format!("{user}-secret"), "domain": {"id": "default"}}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
-        }});
+        use glance_common::keystone::{Ref, password_login};
+        let default = Ref::Id("default");
+        let body = password_login(user, &format!("{user}-secret"), default, Ref::Name(project), default);
         let res = reqwest::Client::new()
             .post(format!("{}/v3/auth/tokens?nocatalog", self.url))
             .json(&body)

@@ -4,6 +4,7 @@
 //!     glance-cache-manage [options] <command> [ID]
 
 use clap::Parser;
+use glance_common::keystone::{self, Ref};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -225,14 +226,13 @@ fn keystone_token(args: &Args, http: &reqwest::blocking::Client) -> Result<Optio
         return Err("--os-username and --os-password are required with the keystone strategy".into());
     };
     let project = match (&args.tenant_id, &args.tenant_name) {
-        (Some(id), _) => serde_json::json!({"id": id}),
-        (None, Some(name)) => serde_json::json!({"name": name, "domain": {"id": "default"}}),
+        (Some(id), _) => Ref::Id(id),
+        (None, Some(name)) => Ref::Name(name),
         (None, None) => return Err("--os-tenant-name or --os-tenant-id is required".into()),
     };
-    let body = serde_json::json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {"name": user, "password": password, "domain": {"id": "default"}}}},
-        "scope": {"project": project}}});
-    let base = url.trim_end_matches('/').trim_end_matches("/v3").trim_end_matches("/v2.0");
+    let default = Ref::Id("default");
+    let body = keystone::password_login(user, password, default, project, default);
+    let base = keystone::base_url(url);
     let response =
         http.post(format!("{base}/v3/auth/tokens?nocatalog")).json(&body).send().map_err(|e| e.to_string())?;
     if !response.status().is_success() {

@@ -12,7 +12,7 @@ use super::{ByteRange, Chunk, Download, Md5Thread, StoreError, Stored, Upload};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
-use glance_common::keystone::Secret;
+use glance_common::keystone::{self, Ref, Secret};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,12 +224,9 @@ impl SwiftStore {
     async fn auth_v3(&self) -> Result<Session, StoreError> {
         let o = self.opts();
         let (project, user) = o.user.split_once(':').unwrap_or(("", o.user.as_str()));
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "password": o.key.0, "domain": {"id": "default"}}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
-        }});
-        let base = o.auth_address.trim_end_matches("/v3").trim_end_matches("/v2.0");
+        let default = Ref::Id("default");
+        let body = keystone::password_login(user, &o.key.0, default, Ref::Name(project), default);
+        let base = keystone::base_url(&o.auth_address);
         let res =
             self.inner.http.post(format!("{base}/v3/auth/tokens")).json(&body).send().await.map_err(unavailable)?;
         if !res.status().is_success() {
