@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub metadata_encryption_key: Option<glance_common::keystone::Secret>,
     /// Bytes each owner may store in all; 0 means unlimited.
     pub user_storage_quota: u64,
+    /// `delayed_delete`: a DELETE leaves the data to glance-scrubber, `scrub_time` later.
+    pub delayed_delete: Option<Duration>,
     /// `property_protection_file` and `property_protection_rule_format`.
     pub property_protection: Option<(PathBuf, crate::protections::Format)>,
     pub policy_file: Option<PathBuf>,
@@ -100,11 +102,20 @@ const KEYS: &[(&str, &str)] = &[
     // v1 never shows locations, whatever these say; v2 will read them.
     ("default", "show_image_direct_url"),
     ("default", "show_multiple_locations"),
-    // Accepted only at their defaults (see refuse_unimplemented).
+    // Protections, quotas, delayed delete, encryption, TLS and the auth flavor.
     ("default", "property_protection_file"),
     ("default", "property_protection_rule_format"),
     ("default", "user_storage_quota"),
     ("default", "delayed_delete"),
+    ("default", "scrub_time"),
+    // glance-scrubber's (its config uses glance-api's option names); the queue itself lives
+    // in the registry's database, so scrubber_datadir and lock_path are accepted and unused.
+    ("default", "daemon"),
+    ("default", "wakeup_time"),
+    ("default", "scrubber_datadir"),
+    ("default", "lock_path"),
+    ("default", "cleanup_scrubber"),
+    ("default", "cleanup_scrubber_time"),
     ("default", "metadata_encryption_key"),
     ("default", "client_socket_timeout"),
     ("default", "cert_file"),
@@ -113,17 +124,6 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "registry_shared_secret"),
     ("paste_deploy", "config_file"),
 ];
-
-/// Options whose absence of effect would be unsafe (protections not applied, data deleted at
-/// once): until they are implemented, setting them stops start-up instead of being ignored.
-fn refuse_unimplemented(raw: &RawConfig) -> Result<(), ConfigError> {
-    let d = DEFAULT_SECTION;
-    let not_yet = |key: &str, value: &str| raw.invalid(d, key, value, "not supported by this glance-api yet");
-    if raw.bool(d, "delayed_delete", false)? {
-        return Err(not_yet("delayed_delete", "True"));
-    }
-    Ok(())
-}
 
 /// `location_strategy` and, for `store_type`, `[store_type_location_strategy]
 /// store_type_preference`.
@@ -218,7 +218,6 @@ impl ApiConfig {
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
         };
-        refuse_unimplemented(raw)?;
         let caching = crate::cache::CacheMode::of_flavor(raw.string("paste_deploy", "flavor").as_deref());
         if caching != crate::cache::CacheMode::Off && raw.string(d, "image_cache_dir").is_none() {
             return Err(raw.invalid(d, "image_cache_dir", "", "required by the caching flavors"));
@@ -259,6 +258,10 @@ impl ApiConfig {
                         .map_err(|e| raw.invalid(d, "metadata_encryption_key", "***", e))?;
                     Some(glance_common::keystone::Secret(key))
                 }
+            },
+            delayed_delete: match raw.bool(d, "delayed_delete", false)? {
+                true => Some(Duration::from_secs(raw.get(d, "scrub_time", 0)?)),
+                false => None,
             },
             user_storage_quota: match raw.string(d, "user_storage_quota") {
                 None => 0,
@@ -324,11 +327,11 @@ mod tests {
     }
 
     #[test]
-    fn options_that_would_be_unsafe_to_ignore_stop_start_up() {
+    fn malformed_safety_options_stop_start_up() {
         for (key, value) in [
             ("property_protection_rule_format", "acl"),
             ("user_storage_quota", "5 parsecs"),
-            ("delayed_delete", "True"),
+            ("delayed_delete", "maybe"),
         ] {
             let raw =
                 RawConfig::from_pairs([("DEFAULT", key, value), ("DEFAULT", "property_protection_file", "pp.conf")]);

@@ -7,6 +7,7 @@ pub mod meta;
 pub mod policy;
 pub mod protections;
 pub mod routes;
+pub mod scrubber;
 pub mod store;
 pub mod tls;
 pub mod tools;

@@ -1,4 +1,4 @@
-//! What the glance-cache-* tools share: `--config-file`, the config (glance-cache.conf uses
+//! What the command-line tools share: `--config-file`, the config (their files use
 //! glance-api's option names), logging, the cache, and Glance's `ERROR: <e>` exit 1.
 
 use crate::cache::ImageCache;
@@ -21,8 +21,10 @@ where
     Fut: Future<Output = std::io::Result<()>>,
 {
     let args = Args::parse();
-    let prepared =
-        glance_common::config::RawConfig::load(&args.config.config_file).map_err(|e| e.to_string()).and_then(|raw| {
+    main(
+        program,
+        || {
+            let raw = glance_common::config::RawConfig::load(&args.config.config_file).map_err(|e| e.to_string())?;
             let dir = raw
                 .path(glance_common::config::DEFAULT_SECTION, "image_cache_dir")
                 .ok_or("image_cache_dir is not set")?;
@@ -30,8 +32,20 @@ where
             glance_common::logging::init(&config.server.log).map_err(|e| format!("cannot open the log: {e}"))?;
             let cache = ImageCache::open(&dir, &config.image_cache_sqlite_db, config.image_cache_driver)?;
             Ok((cache, config))
-        });
-    let (cache, config) = match prepared {
+        },
+        |(cache, config)| async move { work(cache, config).await.map_err(|e| e.to_string()) },
+    )
+}
+
+/// A tool's life: `prepare` (config, logging; its error is printed as `ERROR: <e>`), then
+/// `work` on a single-threaded runtime; any error → `ERROR: <e>` (also logged) and exit 1.
+pub fn main<T, P, F, Fut>(program: &str, prepare: P, work: F) -> ExitCode
+where
+    P: FnOnce() -> Result<T, String>,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let prepared = match prepare() {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("ERROR: {e}");
@@ -45,7 +59,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(work(cache, config)) {
+    match runtime.block_on(work(prepared)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{program}: {e}");

@@ -24,9 +24,9 @@ pub fn init(opts: &LogOptions) -> io::Result<()> {
     };
     let mut builder = env_logger::Builder::new();
     builder.filter_level(LevelFilter::Warn);
-    for module in ["glance_common", "glance_registry", "glance_api", "glance_manage"] {
-        builder.filter_module(module, level);
-    }
+    // Every glance-rs crate and binary (glance_api, glance_scrubber, glance_cache_pruner…):
+    // module filters match by prefix.
+    builder.filter_module("glance", level);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }

@@ -314,3 +314,25 @@ pub struct ReservationRequest {
     pub needed: i64,
     pub quota: i64,
 }
+
+/// One location of an image in `pending_delete`, claimed by a glance-scrubber from the
+/// registry's delayed-delete queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubJob {
+    pub id: i32,
+    pub image_id: String,
+    /// The location URI (decrypted by the registry client when it has the key).
+    pub url: String,
+    /// Earlier attempts that failed.
+    pub attempts: i32,
+}
+
+/// A scrubber's request for due jobs: at most `limit` with ids above `after` (a pass walks
+/// the queue once), each held for `lease_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubClaim {
+    pub worker: String,
+    pub lease_seconds: i64,
+    pub limit: i64,
+    pub after: i32,
+}

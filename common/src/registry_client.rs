@@ -8,7 +8,9 @@ use crate::context::{ADMIN_HEADER, REGISTRY_SECRET_HEADER, REQUEST_ID_HEADER, Re
 use crate::error::{Error, ErrorKind, Result, message_from_body};
 use crate::keystone::Secret;
 use crate::location_cipher::LocationCipher;
-use crate::model::{Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, SharedImage};
+use crate::model::{
+    Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, ScrubClaim, ScrubJob, SharedImage,
+};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -217,6 +219,51 @@ impl RegistryClient {
         }
         let request = self.request(ctx, Method::PUT, &format!("{}/reservation", image_path(id))).json(&ask);
         Ok(self.json::<Body>(request).await?.reservation)
+    }
+
+    /// Soft-deletes the image and queues its locations for glance-scrubber, due after
+    /// `scrub_after` (delayed_delete): it is then `pending_delete`, or `deleted` when it had
+    /// no data.
+    pub async fn delete_delayed(&self, ctx: &RequestContext, id: &str, scrub_after: Duration) -> Result<Image> {
+        let request =
+            self.request(ctx, Method::DELETE, &image_path(id)).query(&[("scrub_after", scrub_after.as_secs())]);
+        let body: ImageBody = self.json(request).await?;
+        Ok(self.opened(body.image))
+    }
+
+    /// Takes due delayed-delete jobs for one scrubber (see `ScrubClaim`), locations decrypted.
+    pub async fn claim_scrub_jobs(&self, ctx: &RequestContext, ask: &ScrubClaim) -> Result<Vec<ScrubJob>> {
+        #[derive(Deserialize)]
+        struct Body {
+            jobs: Vec<ScrubJob>,
+        }
+        let body: Body = self.json(self.request(ctx, Method::POST, "/scrub-jobs/claim").json(ask)).await?;
+        let mut jobs = body.jobs;
+        if let Some(cipher) = &self.cipher {
+            for job in &mut jobs {
+                if let Ok(plain) = cipher.decrypt(&job.url) {
+                    job.url = plain;
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The job's data is deleted; returns the image's status afterwards.
+    pub async fn finish_scrub_job(&self, ctx: &RequestContext, job: i32) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Body {
+            image_status: Option<String>,
+        }
+        let body: Body = self.json(self.request(ctx, Method::DELETE, &format!("/scrub-jobs/{job}"))).await?;
+        Ok(body.image_status)
+    }
+
+    /// The job's delete failed with `error`; it stays queued for the next pass.
+    pub async fn release_scrub_job(&self, ctx: &RequestContext, job: i32, error: &str) -> Result<()> {
+        let path = format!("/scrub-jobs/{job}/release");
+        let request = self.request(ctx, Method::POST, &path).json(&serde_json::json!({ "error": error }));
+        self.send(request).await.map(drop)
     }
 
     /// A request carrying the caller's identity (for `trusted-auth` registries) and request id.

@@ -650,14 +650,25 @@ pub async fn delete(
         "deleted" => return Err(Error::not_found(format!("Image {id} not found."))),
         _ => {}
     }
-    let deleted = ImagePatch { status: Some("deleted".into()), ..ImagePatch::default() };
-    // The update returns the record as it is now: an upload that activated meanwhile is in it,
-    // and one that activates later fails its from_state check and removes its own data.
-    let marked = st.registry.update(&ctx, &id, &deleted, false, None).await.map_err(|e| match e.kind() {
+    let refused = |e: Error| match e.kind() {
         ErrorKind::Forbidden => Error::forbidden(format!("Forbidden to delete image: {}", e.message())),
         ErrorKind::NotFound => Error::not_found(format!("Failed to find image to delete: {}", e.message())),
         _ => e,
-    })?;
+    };
+    if let Some(scrub_time) = st.config.delayed_delete {
+        // The registry queues the data for glance-scrubber as it soft-deletes the record.
+        let queued = st.registry.delete_delayed(&ctx, &id, scrub_time).await.map_err(refused)?;
+        forget_cached(&st, &ctx, &id).await;
+        log::info!(req = ctx.request_id.as_str(); "image {id} deleted, data {}", match queued.status.as_str() {
+            "pending_delete" => "queued for the scrubber",
+            _ => "none",
+        });
+        return Ok(HttpResponse::Ok().finish());
+    }
+    let deleted = ImagePatch { status: Some("deleted".into()), ..ImagePatch::default() };
+    // The update returns the record as it is now: an upload that activated meanwhile is in it,
+    // and one that activates later fails its from_state check and removes its own data.
+    let marked = st.registry.update(&ctx, &id, &deleted, false, None).await.map_err(refused)?;
     for location in marked.location_data.iter().map(|l| l.url.as_str()) {
         match st.stores.delete(location).await {
             // Data already gone (removed behind our back) is not an error for a delete.
@@ -674,12 +685,17 @@ pub async fn delete(
         }
     }
     st.registry.delete(&ctx, &id).await?;
-    if let Some(cache) = &st.cache {
-        if let Err(e) = cache.delete(&id).await {
-            log::warn!(req = ctx.request_id.as_str(); "image {id}: cached copy not removed: {e}");
-        }
-        let _ = cache.dequeue(&id).await;
-    }
+    forget_cached(&st, &ctx, &id).await;
     log::info!(req = ctx.request_id.as_str(); "image {id} deleted");
     Ok(HttpResponse::Ok().finish())
+}
+
+/// A deleted image leaves this node's cache and cache queue before the DELETE answers.
+async fn forget_cached(st: &AppState, ctx: &RequestContext, id: &str) {
+    if let Some(cache) = &st.cache {
+        if let Err(e) = cache.delete(id).await {
+            log::warn!(req = ctx.request_id.as_str(); "image {id}: cached copy not removed: {e}");
+        }
+        let _ = cache.dequeue(id).await;
+    }
 }

@@ -109,10 +109,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The delayed-delete queue: locations of images in pending_delete, due at `due_at`.
+    scrub_jobs (id) {
+        id -> Integer,
+        image_id -> Text,
+        value -> Text,
+        due_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(image_properties -> images (image_id));
 diesel::joinable!(image_members -> images (image_id));
 diesel::joinable!(image_locations -> images (image_id));
 diesel::joinable!(image_tags -> images (image_id));
+diesel::joinable!(scrub_jobs -> images (image_id));
 diesel::joinable!(task_info -> tasks (task_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -122,6 +138,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     image_locations,
     image_tags,
     image_reservations,
+    scrub_jobs,
     tasks,
     task_info
 );

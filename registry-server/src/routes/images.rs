@@ -80,12 +80,23 @@ pub async fn update(
     Ok(json("image", &image))
 }
 
+/// `DELETE /images/{id}`: soft-deletes the image. `?scrub_after=<seconds>` (an API node with
+/// delayed_delete; not part of Glance's registry API) queues its data for the scrubber.
 pub async fn delete(
+    req: HttpRequest,
     id: web::Path<String>,
     ctx: RequestContext,
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let image = st.db.write(move |c| images::destroy(c, &ctx, &id)).await?;
+    let scrub_after = match query_pairs(&req).into_iter().find(|(k, _)| k == "scrub_after") {
+        Some((_, v)) => Some(
+            v.parse::<u32>()
+                .map(|s| chrono::Duration::seconds(s.into()))
+                .map_err(|_| Error::bad_request(format!("Invalid scrub_after: {v}")))?,
+        ),
+        None => None,
+    };
+    let image = st.db.write(move |c| images::destroy(c, &ctx, &id, scrub_after)).await?;
     Ok(json("image", &image))
 }
 

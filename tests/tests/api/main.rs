@@ -11,6 +11,7 @@ mod policies;
 mod process;
 mod protections;
 mod quotas;
+mod scrubber;
 mod security;
 mod uploads;
 mod v1_api;

@@ -258,7 +258,16 @@ pub fn update(
 }
 
 /// Soft-deletes an image with its properties, locations, members and tags.
-pub fn destroy(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult<Image> {
+///
+/// With `scrub_after` (delayed_delete), the image's live locations are queued for the
+/// scrubber, due that long from now, and the image goes to `pending_delete` (to `deleted` when
+/// it has none), all in this transaction: no data is ever left without a record of it.
+pub fn destroy(
+    conn: &mut DbConn,
+    ctx: &RequestContext,
+    id: &str,
+    scrub_after: Option<chrono::Duration>,
+) -> QueryResult<Image> {
     let current = get_row(conn, ctx, id)?;
     if !is_mutable(ctx, &current) {
         return Err(if current.is_public {
@@ -269,6 +278,17 @@ pub fn destroy(conn: &mut DbConn, ctx: &RequestContext, id: &str) -> QueryResult
         .into());
     }
     let now = timeutil::now();
+    if let Some(delay) = scrub_after {
+        let values: Vec<String> = image_locations::table
+            .filter(image_locations::image_id.eq(id))
+            .filter(image_locations::deleted.eq(false))
+            .order(image_locations::id)
+            .select(image_locations::value)
+            .load(conn)?;
+        let status = if values.is_empty() { "deleted" } else { "pending_delete" };
+        super::scrub::enqueue(conn, id, &values, now + delay)?;
+        diesel::update(images::table.filter(images::id.eq(id))).set(images::status.eq(status)).execute(conn)?;
+    }
     diesel::update(images::table.filter(images::id.eq(id)))
         .set((images::deleted.eq(true), images::deleted_at.eq(Some(now)), images::updated_at.eq(now)))
         .execute(conn)?;

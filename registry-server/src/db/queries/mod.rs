@@ -5,6 +5,7 @@ pub mod images;
 pub mod listing;
 pub mod members;
 pub mod quota;
+pub mod scrub;
 
 use glance_common::{Error, ErrorKind};
 

@@ -1,0 +1,295 @@
+//! Delayed delete and glance-scrubber (Glance's `test_scrubber.py`, and more): DELETE leaves
+//! the image `pending_delete` with its data in place; the real glance-scrubber binary deletes
+//! the data once `scrub_time` has passed and the image becomes `deleted`. The queue is in the
+//! registry's database, so these run on every engine; the store cases on Swift and S3 too.
+
+use super::{Api, Cluster, as_refs, files_in, minimal_headers};
+use glance_tests::{Engine, TestEnv};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// An API with delayed delete on, `scrub_time` seconds before data may go.
+async fn cluster(env: &TestEnv, scrub_time: u64) -> Cluster {
+    let scrub_time = scrub_time.to_string();
+    Cluster::start_with(env, &[("DEFAULT.delayed_delete", "True"), ("DEFAULT.scrub_time", &scrub_time)]).await
+}
+
+/// glance-scrubber's config: glance-api.conf (store options and registry address, as an
+/// operator may share them) then `glance-scrubber-<name>.conf` with its own log and `extra`.
+fn scrubber_config(env: &TestEnv, name: &str, extra: &str) -> Vec<PathBuf> {
+    let own = env.dir().join(format!("glance-scrubber-{name}.conf"));
+    let log = env.dir().join(format!("scrubber-{name}.log"));
+    std::fs::write(
+        &own,
+        format!(
+            "[DEFAULT]\nverbose = True\ndebug = True\nlog_file = {}\nscrubber_datadir = {}\nwakeup_time = 2\n{extra}",
+            log.display(),
+            env.dir().join("scrubber").display()
+        ),
+    )
+    .expect("write the scrubber config");
+    vec![env.dir().join("glance-api.conf"), own]
+}
+
+fn scrubber_command(files: &[PathBuf]) -> Command {
+    let mut command = Command::new(glance_tests::bin_path("glance-scrubber"));
+    for file in files {
+        command.arg("--config-file").arg(file);
+    }
+    command
+}
+
+/// One pass of glance-scrubber (`daemon = False`); it must exit 0 within 60 s.
+async fn scrub_once(env: &TestEnv, name: &str, extra: &str) -> Output {
+    let mut command = scrubber_command(&scrubber_config(env, name, extra));
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run glance-scrubber");
+    assert!(started.elapsed() < Duration::from_secs(60), "a pass took {:?}", started.elapsed());
+    assert!(out.status.success(), "glance-scrubber failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn scrubber_log(env: &TestEnv, name: &str) -> String {
+    std::fs::read_to_string(env.dir().join(format!("scrubber-{name}.log"))).unwrap_or_default()
+}
+
+async fn upload(api: &Api, name: &str, data: Vec<u8>) -> String {
+    let headers = minimal_headers(name);
+    let created = api.post_image(&as_refs(&headers), Some(data)).await.expect(201).json();
+    created["image"]["id"].as_str().expect("id").to_string()
+}
+
+/// Where the registry keeps the image's data (admin view).
+async fn location_of(c: &Cluster, id: &str) -> String {
+    let registry = Api::new(c.registry.url());
+    let record = registry.get(&format!("/images/{id}")).await.expect(200).json();
+    record["image"]["location"].as_str().expect("a location").to_string()
+}
+
+/// Whether `location` still holds data, asked of the store glance-api is configured with.
+async fn stored(env: &TestEnv, location: &str) -> bool {
+    let raw = glance_common::config::RawConfig::load(&[env.dir().join("glance-api.conf")]).expect("api config");
+    let config = glance_api::config::ApiConfig::from_raw(&raw).expect("api config");
+    let state = glance_api::AppState::new(config).expect("stores");
+    match state.stores.get(location).await {
+        Ok(_) => true,
+        Err(glance_api::store::StoreError::NotFound(_)) => false,
+        Err(e) => panic!("cannot tell whether {location} exists: {e}"),
+    }
+}
+
+/// `(status, deleted)` as an admin's v1 HEAD shows them.
+async fn status(api: &Api, id: &str) -> (String, String) {
+    let head = api.head(&format!("/v1/images/{id}")).await.expect(200);
+    let get = |name: &str| head.header(name).unwrap_or_default().to_string();
+    (get("x-image-meta-status"), get("x-image-meta-deleted"))
+}
+
+fn pending() -> (String, String) {
+    ("pending_delete".into(), "True".into())
+}
+
+fn deleted() -> (String, String) {
+    ("deleted".into(), "True".into())
+}
+
+/// Glance's `test_delayed_delete` and `test_scrubber_app`: the data outlives the DELETE
+/// until `scrub_time`, then one scrubber pass removes it and the image is `deleted`.
+async fn delayed_delete_then_scrub(env: TestEnv) {
+    let c = cluster(&env, 3).await;
+    let id = upload(&c.http, "Image1", vec![b'*'; 5120]).await;
+    let location = location_of(&c, &id).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(status(&c.http, &id).await, pending());
+    assert!(stored(&env, &location).await, "data must stay until scrub_time");
+    // Deleting again is refused, as Glance does.
+    c.http.delete(&format!("/v1/images/{id}")).await.expect_error(403, "pending_delete");
+    let listed = c.http.ids("/v1/images").await;
+    assert!(!listed.contains(&id), "a pending_delete image is not listed: {listed:?}");
+
+    // Not due yet: the pass leaves it alone.
+    scrub_once(&env, "early", "").await;
+    assert_eq!(status(&c.http, &id).await, pending());
+    assert!(stored(&env, &location).await);
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    scrub_once(&env, "due", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(!stored(&env, &location).await, "the scrubber deletes the data");
+    assert!(scrubber_log(&env, "due").contains(&format!("image {id} scrubbed")));
+
+    // Nothing left to do: another pass succeeds and changes nothing.
+    scrub_once(&env, "idle", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+}
+
+/// A queued image has no data: it is deleted at once, delayed delete or not.
+async fn queued_image_is_deleted_at_once(env: TestEnv) {
+    let c = cluster(&env, 3600).await;
+    let headers = minimal_headers("queued");
+    let created = c.http.post_image(&as_refs(&headers), None).await.expect(201).json();
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(status(&c.http, &id).await, deleted());
+}
+
+/// Data removed behind Glance's back: the pass still succeeds and the image is `deleted`.
+async fn missing_data_is_scrubbed_too(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "gone", vec![b'g'; 1024]).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    std::fs::remove_file(env.dir().join("images").join(&id)).expect("remove the data");
+    scrub_once(&env, "once", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(files_in(&env.dir().join("scrubber")).is_empty(), "no queue files are left behind");
+}
+
+/// A location whose delete fails stays queued and is retried; the image is not `deleted`
+/// while its data exists.
+async fn failed_delete_stays_queued(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "stuck", vec![b's'; 1024]).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    // A file the store cannot unlink: a non-empty directory in its place (even root fails).
+    let path = env.dir().join("images").join(&id);
+    std::fs::remove_file(&path).expect("remove");
+    std::fs::create_dir_all(path.join("blocker")).expect("a directory in the way");
+    scrub_once(&env, "failing", "").await;
+    assert_eq!(status(&c.http, &id).await, pending());
+    assert!(scrubber_log(&env, "failing").contains("kept queued"), "{}", scrubber_log(&env, "failing"));
+    scrub_once(&env, "failing-again", "").await;
+    assert!(scrubber_log(&env, "failing-again").contains("(attempt 2)"), "{}", scrubber_log(&env, "failing-again"));
+    assert_eq!(status(&c.http, &id).await, pending());
+
+    std::fs::remove_dir_all(&path).expect("clear the way");
+    scrub_once(&env, "fixed", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+}
+
+/// A scrubber that died holding jobs: another takes them over once the lease lapses.
+async fn crashed_scrubber_is_taken_over(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "orphaned claim", vec![b'c'; 2048]).await;
+    let location = location_of(&c, &id).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    // The crashed scrubber's claim, as it made it, with a 3 s lease.
+    let registry = Api::new(c.registry.url());
+    let claim = json!({"worker": "crashed:1:x", "lease_seconds": 3, "limit": 10, "after": 0});
+    let jobs = registry.send(registry.request(reqwest::Method::POST, "/scrub-jobs/claim").json(&claim)).await;
+    let jobs = jobs.expect(200).json();
+    assert_eq!(jobs["jobs"].as_array().expect("jobs").len(), 1, "{jobs}");
+    assert_eq!(jobs["jobs"][0]["image_id"], id.as_str());
+
+    scrub_once(&env, "while-held", "").await;
+    assert_eq!(status(&c.http, &id).await, pending(), "a held job is not taken");
+    assert!(stored(&env, &location).await);
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    scrub_once(&env, "after-lease", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(!stored(&env, &location).await);
+}
+
+/// Two scrubbers at once on one queue: every location is deleted exactly once, both exit 0.
+async fn two_scrubbers_at_once(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let mut ids = Vec::new();
+    for n in 0..16 {
+        ids.push(upload(&c.http, &format!("many{n}"), vec![b'm'; 512]).await);
+    }
+    for id in &ids {
+        c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    }
+    tokio::join!(scrub_once(&env, "a", ""), scrub_once(&env, "b", ""));
+    for id in &ids {
+        assert_eq!(status(&c.http, id).await, deleted(), "{id}");
+    }
+    let logs = scrubber_log(&env, "a") + &scrubber_log(&env, "b");
+    for id in &ids {
+        assert_eq!(logs.matches(&format!("image {id}: data at")).count(), 1, "{id} deleted once:\n{logs}");
+    }
+    assert!(files_in(&env.dir().join("images")).is_empty());
+}
+
+glance_tests::engine_tests!(
+    delayed_delete_then_scrub,
+    queued_image_is_deleted_at_once,
+    missing_data_is_scrubbed_too,
+    failed_delete_stays_queued,
+    crashed_scrubber_is_taken_over,
+    two_scrubbers_at_once,
+);
+glance_tests::swift_store_tests!(delayed_delete_then_scrub, crashed_scrubber_is_taken_over);
+glance_tests::s3_store_tests!(delayed_delete_then_scrub);
+
+/// `daemon = True`: a pass every `wakeup_time` until SIGTERM, then a clean exit.
+#[tokio::test]
+async fn daemon_scrubs_until_sigterm() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let c = cluster(&env, 0).await;
+    let mut child = scrubber_command(&scrubber_config(&env, "daemon", "daemon = True\nwakeup_time = 1\n"))
+        .spawn()
+        .expect("start the daemon");
+    for round in 0..2 {
+        let id = upload(&c.http, &format!("round{round}"), vec![b'd'; 256]).await;
+        c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status(&c.http, &id).await != deleted() {
+            assert!(Instant::now() < deadline, "the daemon did not scrub {id}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(child.try_wait().expect("wait").is_none(), "the daemon keeps running");
+    // kill(1) sends SIGTERM.
+    Command::new("kill").arg(child.id().to_string()).status().expect("kill");
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(exit.success(), "SIGTERM ends the daemon cleanly: {exit:?}");
+    assert!(scrubber_log(&env, "daemon").contains("glance-scrubber stopping"));
+}
+
+/// A location the store cannot reach (Swift's auth down) stays queued; with Swift back the
+/// next pass deletes it.
+#[tokio::test]
+async fn unreachable_store_is_retried() {
+    let Some(env) = TestEnv::with_swift() else { return };
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "far away", vec![b'f'; 4096]).await;
+    let location = location_of(&c, &id).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    let port = glance_tests::process::free_port();
+    let dead = format!("[glance_store]\nswift_store_auth_address = http://127.0.0.1:{port}/auth/v1.0\n");
+    scrub_once(&env, "swift-down", &dead).await;
+    assert_eq!(status(&c.http, &id).await, pending());
+    assert!(stored(&env, &location).await);
+    scrub_once(&env, "swift-up", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(!stored(&env, &location).await);
+}
+
+/// Data in several locations: every one the deployment owns is deleted.
+#[tokio::test]
+async fn every_location_is_scrubbed() {
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let c = cluster(&env, 0).await;
+    let images = env.dir().join("images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    let mut urls = Vec::new();
+    for name in ["copy-a", "copy-b"] {
+        std::fs::write(images.join(name), vec![b'*'; 5120]).expect("a copy");
+        urls.push(format!("file://{}", images.join(name).display()));
+    }
+    let registry = Api::new(c.registry.url());
+    let locations: Vec<_> = urls.iter().map(|u| json!({"url": u, "metadata": {}})).collect();
+    let body = json!({"image": {"name": "two copies", "status": "active", "size": 5120, "disk_format": "raw",
+        "container_format": "bare", "is_public": true, "location_data": locations}});
+    let created = registry.send(registry.request(reqwest::Method::POST, "/images").json(&body)).await.expect(200);
+    let id = created.json()["image"]["id"].as_str().expect("id").to_string();
+
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(files_in(&images).len(), 2, "data stays until the scrubber runs");
+    scrub_once(&env, "all", "").await;
+    assert!(files_in(&images).is_empty(), "{:?}", files_in(&images));
+    assert_eq!(status(&c.http, &id).await, deleted());
+}
