@@ -8,7 +8,8 @@
 #
 # Accounts (domain Default), created at set-up:
 #   admin / admin-secret     role admin on project admin
-#   glance / glance-secret   role admin on project service (the glance-rs service user)
+#   glance / glance-secret   roles admin and ResellerAdmin (Swift) on project service (the
+#                            glance-rs service user)
 #   alice / alice-secret     role member on project alpha
 #   bob / bob-secret         role member on project beta
 #   carol / carol-secret     role reader on project alpha
@@ -151,6 +152,27 @@ EOF
   touch "$DATA/.ready-swift"
 }
 
+# The glance service user is a reseller admin of Swift (keystoneauth's ResellerAdmin role), as a
+# multi-tenant Glance's must be: its scrubber and admins reach images in every project's account
+# (once; a step of its own, so older set-ups get it too).
+provision_reseller() {
+  [ -f "$DATA/.ready-reseller" ] && return 0
+  log "giving the glance service user Swift's ResellerAdmin role"
+  KS_DATA="$DATA" "$VENV/bin/python" - <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["KS_DATA"])
+from ksapi import call, admin_token
+token = admin_token()
+roles = {r["name"]: r["id"] for r in call("GET", "/roles", token=token)[1]["roles"]}
+if "ResellerAdmin" not in roles:
+    roles["ResellerAdmin"] = call("POST", "/roles", {"role": {"name": "ResellerAdmin"}}, token)[1]["role"]["id"]
+project = call("GET", "/projects?name=service", token=token)[1]["projects"][0]["id"]
+user = call("GET", "/users?name=glance", token=token)[1]["users"][0]["id"]
+call("PUT", f"/projects/{project}/users/{user}/roles/{roles['ResellerAdmin']}", token=token)
+EOF
+  touch "$DATA/.ready-reseller"
+}
+
 stop() {
   if [ -f "$PIDFILE" ]; then
     local pid; pid="$(cat "$PIDFILE")"
@@ -173,6 +195,7 @@ case "${1:-}" in
     write_ksapi
     provision
     provision_swift
+    provision_reseller
     ;;
   stop) stop ;;
   env)

@@ -79,7 +79,8 @@ impl AppState {
             Some(options) => Some(store::s3::S3Store::new(options.clone()).map_err(std::io::Error::other)?),
             None => None,
         };
-        let stores = Stores { fs, http, swift, s3, default_scheme: config.default_store.clone() };
+        let stores =
+            Stores { fs, http, swift, s3, default_scheme: config.default_store.clone(), caller: Default::default() };
         let cache = match (&config.image_cache_dir, config.cache_mode) {
             (Some(dir), mode) if mode != cache::CacheMode::Off => Some(
                 cache::ImageCache::open(dir, &config.image_cache_sqlite_db, config.image_cache_driver)

@@ -56,13 +56,15 @@ pub struct PassReport {
 pub struct Scrubber {
     state: AppState,
     worker: String,
+    identity: crate::tools::ServiceIdentity,
 }
 
 impl Scrubber {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: AppState) -> Result<Self, String> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
         let worker = format!("{}:{}:{}", host.trim(), std::process::id(), &new_request_id()[4..12]);
-        Self { state, worker }
+        let identity = crate::tools::ServiceIdentity::new(&state.config)?;
+        Ok(Self { state, worker, identity })
     }
 
     /// The name this scrubber claims jobs under.
@@ -73,7 +75,7 @@ impl Scrubber {
     /// One walk over the due part of the queue. Fails only when the registry cannot be asked.
     pub async fn run_once(&self) -> glance_common::Result<PassReport> {
         // The scrubber acts for the service: an admin context, as Glance's.
-        let ctx = RequestContext::admin(new_request_id());
+        let ctx = self.identity.context().await?;
         let mut report = PassReport::default();
         let mut after = 0;
         loop {

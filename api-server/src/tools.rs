@@ -68,3 +68,26 @@ where
         }
     }
 }
+
+/// Who a tool is to the registry: the service's admin context, carrying the service user's
+/// token (`[keystone_authtoken]`) when the services use Keystone, so that a keystone-flavored
+/// registry admits it (a `registry_shared_secret` is sent by the registry client anyway).
+pub struct ServiceIdentity {
+    keystone: Option<glance_common::keystone::TokenValidator>,
+}
+
+impl ServiceIdentity {
+    pub fn new(config: &ApiConfig) -> Result<Self, String> {
+        let keystone = config.auth.keystone.clone().map(glance_common::keystone::TokenValidator::new).transpose()?;
+        Ok(Self { keystone })
+    }
+
+    /// A fresh admin context (the token is renewed before it expires).
+    pub async fn context(&self) -> glance_common::Result<glance_common::context::RequestContext> {
+        let mut ctx = glance_common::context::RequestContext::admin(glance_common::context::new_request_id());
+        if let Some(keystone) = &self.keystone {
+            ctx.auth_token = Some(keystone.service_token(false).await?.0);
+        }
+        Ok(ctx)
+    }
+}

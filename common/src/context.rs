@@ -52,6 +52,9 @@ pub struct RequestContext {
     pub owner_is_tenant: bool,
     /// Never logged: `Debug` prints only whether it is set.
     pub auth_token: Option<String>,
+    /// The caller's service catalog (from Keystone, or `X-Service-Catalog` with trusted-auth):
+    /// where the caller's own accounts are, for the multi-tenant Swift store.
+    pub service_catalog: Arc<Vec<CatalogEndpoint>>,
 }
 
 impl fmt::Debug for RequestContext {
@@ -78,6 +81,7 @@ impl RequestContext {
             is_admin: true,
             owner_is_tenant: true,
             auth_token: None,
+            service_catalog: Arc::default(),
         }
     }
 
@@ -207,6 +211,10 @@ impl ContextBuilder {
                     user: header("x-user-id"),
                     tenant: header("x-tenant-id").or_else(|| header("x-project-id")),
                     roles: header("x-roles").map(|r| split_roles(&r)).unwrap_or_default(),
+                    catalog: header("x-service-catalog")
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .map(|c| parse_catalog(&c))
+                        .unwrap_or_default(),
                 })
             }
             AuthFlavor::Keystone => {
@@ -228,6 +236,7 @@ impl ContextBuilder {
                     roles: identity.roles,
                     owner_is_tenant: self.options.owner_is_tenant,
                     auth_token: token,
+                    service_catalog: Arc::new(identity.catalog),
                 };
                 if !ctx.is_admin {
                     ctx.is_admin = self.admin_rule.as_ref().is_some_and(|rule| rule.is_admin(&ctx));
@@ -256,6 +265,47 @@ pub struct Identity {
     pub user: Option<String>,
     pub tenant: Option<String>,
     pub roles: Vec<String>,
+    pub catalog: Vec<CatalogEndpoint>,
+}
+
+/// One endpoint of a service catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEndpoint {
+    pub service_type: String,
+    /// `public`, `internal` or `admin`.
+    pub interface: String,
+    pub region: Option<String>,
+    pub url: String,
+}
+
+/// A service catalog in Keystone v3 shape (`endpoints: [{interface, region_id, url}]`) or in
+/// the v2 shape keystonemiddleware puts in `X-Service-Catalog` (`publicURL`, `internalURL`...).
+/// Anything else yields no endpoints.
+pub fn parse_catalog(catalog: &serde_json::Value) -> Vec<CatalogEndpoint> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let mut endpoints = Vec::new();
+    for service in catalog.as_array().into_iter().flatten() {
+        let Some(service_type) = text(&service["type"]) else { continue };
+        for e in service["endpoints"].as_array().into_iter().flatten() {
+            let region = text(&e["region_id"]).or_else(|| text(&e["region"]));
+            let mut add = |interface: &str, url: Option<String>| {
+                if let Some(url) = url {
+                    let (service_type, interface, region) =
+                        (service_type.clone(), interface.to_string(), region.clone());
+                    endpoints.push(CatalogEndpoint { service_type, interface, region, url });
+                }
+            };
+            match text(&e["interface"]) {
+                Some(interface) => add(&interface, text(&e["url"])),
+                None => {
+                    add("public", text(&e["publicURL"]));
+                    add("internal", text(&e["internalURL"]));
+                    add("admin", text(&e["adminURL"]));
+                }
+            }
+        }
+    }
+    endpoints
 }
 
 /// `X-Roles` as Glance reads it: comma-separated, trimmed and lower-cased.
@@ -271,6 +321,7 @@ fn fake_identity(token: &str) -> Option<Identity> {
         user: Some(user.to_string()),
         tenant: (!tenant.eq_ignore_ascii_case("none")).then(|| tenant.to_string()),
         roles: split_roles(role),
+        catalog: Vec::new(),
     })
 }
 
@@ -375,6 +426,39 @@ mod tests {
         let b = ContextBuilder::new(options(AuthFlavor::FakeAuth), Service::Api, Some(Arc::new(Ops))).expect("b");
         assert!(b.build(&headers(&[("x-auth-token", "u:t:ops")])).await.expect("ctx").is_admin);
         assert!(!b.build(&headers(&[("x-auth-token", "u:t:member")])).await.expect("ctx").is_admin);
+    }
+
+    #[test]
+    fn catalogs_in_both_keystone_shapes() {
+        let v3 = serde_json::json!([{"type": "object-store", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://swift/v1/KEY_p"},
+            {"interface": "internal", "region": "RegionTwo", "url": "http://swift-int/v1/KEY_p"}]},
+            {"type": "identity"}]);
+        let parsed = parse_catalog(&v3);
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].url, "http://swift/v1/KEY_p");
+        assert_eq!((parsed[1].interface.as_str(), parsed[1].region.as_deref()), ("internal", Some("RegionTwo")));
+        let v2 = serde_json::json!([{"type": "object-store", "endpoints": [
+            {"region": "RegionOne", "publicURL": "http://pub/v1/AUTH_p", "adminURL": "http://adm/v1/AUTH_p"}]}]);
+        let parsed = parse_catalog(&v2);
+        let urls: Vec<(&str, &str)> = parsed.iter().map(|e| (e.interface.as_str(), e.url.as_str())).collect();
+        assert_eq!(urls, vec![("public", "http://pub/v1/AUTH_p"), ("admin", "http://adm/v1/AUTH_p")]);
+        assert!(parse_catalog(&serde_json::json!({"not": "a list"})).is_empty());
+    }
+
+    #[actix_web::test]
+    async fn trusted_auth_takes_the_service_catalog_header() {
+        let catalog = r#"[{"type": "object-store", "endpoints": [{"publicURL": "http://swift/v1/AUTH_t1"}]}]"#;
+        let ctx = builder(AuthFlavor::TrustedAuth)
+            .build(&headers(&[
+                ("x-identity-status", "Confirmed"),
+                ("x-tenant-id", "t1"),
+                ("x-service-catalog", catalog),
+            ]))
+            .await
+            .expect("ctx");
+        assert_eq!(ctx.service_catalog.len(), 1);
+        assert_eq!(ctx.service_catalog[0].url, "http://swift/v1/AUTH_t1");
     }
 
     #[test]

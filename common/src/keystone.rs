@@ -180,6 +180,9 @@ struct TokenBody {
     project: Option<Named>,
     #[serde(default)]
     roles: Vec<Named>,
+    /// Kept for the multi-tenant Swift store (the caller's own object-store account).
+    #[serde(default)]
+    catalog: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -244,7 +247,7 @@ impl TokenValidator {
     /// token (or it expired). A rejected service token is renewed once.
     async fn check(&self, token: &str, renewed: bool) -> Result<Option<TokenDoc>, Error> {
         let service = self.service_token(renewed).await?;
-        let url = format!("{}/v3/auth/tokens?nocatalog", self.options.auth_url);
+        let url = format!("{}/v3/auth/tokens", self.options.auth_url);
         let res = self
             .http
             .get(&url)
@@ -264,8 +267,9 @@ impl TokenValidator {
         }
     }
 
-    /// The service's own token, fetched when missing, near expiry or rejected.
-    async fn service_token(&self, renew: bool) -> Result<Secret, Error> {
+    /// The service's own token, fetched when missing, near expiry or rejected (also what
+    /// glance-rs tools present to a keystone-flavored registry).
+    pub async fn service_token(&self, renew: bool) -> Result<Secret, Error> {
         let mut slot = self.service_token.lock().await;
         if let Some((token, until)) = slot.as_ref()
             && !renew
@@ -323,6 +327,7 @@ fn identity(token: &TokenBody) -> Identity {
         user: token.user.as_ref().and_then(|u| u.id.clone()),
         tenant: token.project.as_ref().and_then(|p| p.id.clone()),
         roles: token.roles.iter().filter_map(|r| r.name.as_deref()).map(|r| r.trim().to_lowercase()).collect(),
+        catalog: crate::context::parse_catalog(&token.catalog),
     }
 }
 

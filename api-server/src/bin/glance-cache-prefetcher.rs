@@ -9,7 +9,8 @@ fn main() -> std::process::ExitCode {
     tools::run("glance-cache-prefetcher", |cache, config| async move {
         let state = glance_api::AppState::new(config).map_err(std::io::Error::other)?;
         // The prefetcher acts as the service itself: an admin context, as Glance's.
-        let ctx = glance_common::context::RequestContext::admin(glance_common::context::new_request_id());
+        let identity = tools::ServiceIdentity::new(&state.config).map_err(std::io::Error::other)?;
+        let ctx = identity.context().await.map_err(std::io::Error::other)?;
         let queued = cache.queued().await?;
         // Progress on a terminal only (stderr; hidden when it is not one): stdout stays empty.
         let progress = indicatif::ProgressBar::new(queued.len() as u64).with_style(

@@ -202,6 +202,40 @@ pub struct Stores {
     /// When `s3_store_host` is configured.
     pub s3: Option<s3::S3Store>,
     pub default_scheme: String,
+    /// Whom operations act for (see [`Stores::acting_for`]); the service by default.
+    pub caller: Caller,
+}
+
+/// Who a store operation acts for. Only the multi-tenant Swift store uses it: it keeps each
+/// image in its owner's own account, reached with the caller's token and service catalog.
+/// Tools (scrubber, prefetcher) act as the service.
+#[derive(Clone, Default)]
+pub struct Caller {
+    pub token: Option<glance_common::keystone::Secret>,
+    pub catalog: std::sync::Arc<Vec<glance_common::context::CatalogEndpoint>>,
+    pub is_admin: bool,
+}
+
+impl Caller {
+    pub fn of(ctx: &glance_common::context::RequestContext) -> Self {
+        Self {
+            token: ctx.auth_token.clone().map(glance_common::keystone::Secret),
+            catalog: ctx.service_catalog.clone(),
+            is_admin: ctx.is_admin,
+        }
+    }
+
+    /// The caller's URL of `service_type` at `interface` (in `region` if given).
+    pub fn endpoint(&self, service_type: &str, interface: &str, region: Option<&str>) -> Option<&str> {
+        self.catalog
+            .iter()
+            .find(|e| {
+                e.service_type == service_type
+                    && e.interface == interface
+                    && region.is_none_or(|r| e.region.as_deref() == Some(r))
+            })
+            .map(|e| e.url.as_str())
+    }
 }
 
 impl fmt::Debug for Stores {
@@ -259,6 +293,27 @@ impl Scheme {
 }
 
 impl Stores {
+    /// These stores acting for the request's caller (its token and catalog), as a request
+    /// handler's store operations must.
+    pub fn acting_for(&self, ctx: &glance_common::context::RequestContext) -> Stores {
+        Stores { caller: Caller::of(ctx), ..self.clone() }
+    }
+
+    /// Whether image data lives in its owners' own Swift accounts, guarded by container ACLs.
+    pub fn multi_tenant(&self) -> bool {
+        self.swift.as_ref().is_some_and(|s| s.multi_tenant())
+    }
+
+    /// Lets `read_tenants` (or everyone, when `public`) read the data at `location`, and no one
+    /// else; a no-op except in the multi-tenant Swift store, whose per-image containers carry
+    /// the image's visibility.
+    pub async fn set_acls(&self, location: &str, public: bool, read_tenants: &[String]) -> Result<(), StoreError> {
+        match Self::scheme_of(location)? {
+            Scheme::Swift => self.swift()?.set_acls(location, public, read_tenants, &self.caller).await,
+            _ => Ok(()),
+        }
+    }
+
     /// The image's locations in the order a download should try them.
     pub fn ordered<'a>(&self, image: &'a glance_common::model::Image, strategy: &LocationStrategy) -> Vec<&'a str> {
         let mut locations: Vec<&str> = image.location_data.iter().map(|l| l.url.as_str()).collect();
@@ -304,7 +359,7 @@ impl Stores {
         match scheme {
             Scheme::File => self.fs.put(id, upload).await,
             Scheme::Http => Err(StoreError::Other("the http store is read-only".into())),
-            Scheme::Swift => self.swift()?.put(id, upload, size_hint).await,
+            Scheme::Swift => self.swift()?.put(id, upload, size_hint, &self.caller).await,
             Scheme::S3 => self.s3()?.put(id, upload).await,
         }
     }
@@ -323,7 +378,7 @@ impl Stores {
         match Self::scheme_of(location)? {
             Scheme::File => self.fs.get(location, range).await,
             Scheme::Http => self.http.get(location, range).await,
-            Scheme::Swift => self.swift()?.get(location, range).await,
+            Scheme::Swift => self.swift()?.get(location, range, &self.caller).await,
             Scheme::S3 => self.s3()?.get(location, range).await,
         }
     }
@@ -333,7 +388,7 @@ impl Stores {
         match Self::scheme_of(location)? {
             Scheme::File => self.fs.size(location).await,
             Scheme::Http => self.http.size(location).await,
-            Scheme::Swift => self.swift()?.size(location).await,
+            Scheme::Swift => self.swift()?.size(location, &self.caller).await,
             Scheme::S3 => self.s3()?.size(location).await,
         }
     }
@@ -343,7 +398,7 @@ impl Stores {
         match Self::scheme_of(location)? {
             Scheme::File => self.fs.delete(location).await,
             Scheme::Http => Ok(()),
-            Scheme::Swift => self.swift()?.delete(location).await,
+            Scheme::Swift => self.swift()?.delete(location, &self.caller).await,
             Scheme::S3 => self.s3()?.delete(location).await,
         }
     }

@@ -1,14 +1,20 @@
-//! The Swift store (`default_store = swift`), single-tenant as Glance's: one service account,
-//! one container, one object per image.
+//! The Swift store (`default_store = swift`), as Glance's. Single-tenant (the default): one
+//! service account, one container, one object per image. Multi-tenant
+//! (`swift_store_multi_tenant`): each image in its owner's own account (the caller's token and
+//! the object-store URL of its service catalog), in a container of its own
+//! (`<swift_store_container>_<id>`) whose read ACL follows the image's visibility: its member
+//! projects, or everyone when public.
 //!
 //! Images whose size is unknown or above `swift_store_large_object_size` are written as
 //! segments of `swift_store_large_object_chunk_size` (`<id>-00001`, ...) under a dynamic large
 //! object manifest `<id>` (`X-Object-Manifest: <container>/<id>-`), as Glance does; each segment
 //! is streamed as it arrives, so nothing is held in memory. An upload that fails or is cut off
-//! deletes whatever it wrote. Locations are `swift+http(s)://<auth address>/<container>/<id>`
-//! without credentials (the store's own are used; Glance's `user:key@` form is read too).
+//! deletes whatever it wrote. Single-tenant locations are
+//! `swift+http(s)://<auth address>/<container>/<id>` without credentials (the store's own are
+//! used; Glance's `user:key@` form is read too); multi-tenant ones are
+//! `swift+http(s)://<storage URL>/<container>_<id>/<id>`.
 
-use super::{ByteRange, Chunk, Download, Md5Thread, StoreError, Stored, Upload};
+use super::{ByteRange, Caller, Chunk, Download, Md5Thread, StoreError, Stored, Upload};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
@@ -30,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "swift_store_large_object_size",
     "swift_store_large_object_chunk_size",
     "swift_store_multi_tenant",
+    "swift_store_admin_tenants",
     "swift_store_region",
     "swift_store_endpoint_type",
     "swift_store_service_type",
@@ -58,6 +65,10 @@ pub struct SwiftOptions {
     /// The catalog interface: `public`, `internal` or `admin` (from `publicURL`...).
     pub interface: String,
     pub service_type: String,
+    /// Images in their owners' accounts (`swift_store_multi_tenant`).
+    pub multi_tenant: bool,
+    /// Projects given write access to every multi-tenant container (`swift_store_admin_tenants`).
+    pub admin_tenants: Vec<String>,
 }
 
 impl SwiftOptions {
@@ -85,13 +96,6 @@ impl SwiftOptions {
                     .ok_or_else(|| invalid(key, &v, "expected True or False")),
             }
         };
-        if boolean("swift_store_multi_tenant")? {
-            return Err(invalid(
-                "swift_store_multi_tenant",
-                "True",
-                "the multi-tenant Swift store is not supported yet",
-            ));
-        }
         let mebibytes = |key: &str, default: u64| -> Result<u64, ConfigError> {
             match get(key) {
                 None => Ok(default << 20),
@@ -122,6 +126,10 @@ impl SwiftOptions {
             region: get("swift_store_region"),
             interface: interface.to_string(),
             service_type: get("swift_store_service_type").unwrap_or_else(|| "object-store".into()),
+            multi_tenant: boolean("swift_store_multi_tenant")?,
+            admin_tenants: get("swift_store_admin_tenants")
+                .map(|v| v.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
+                .unwrap_or_default(),
         }))
     }
 }
@@ -130,6 +138,20 @@ impl SwiftOptions {
 struct Session {
     token: Secret,
     storage_url: String,
+}
+
+/// The account an operation addresses and whose token it carries. Single-tenant: the service's
+/// own (both `None`). Multi-tenant: the image's account (`base`), with the caller's token or,
+/// when the caller is not the account's owner and must write (an admin, a tool), the service's.
+struct Account {
+    base: Option<String>,
+    user_token: Option<Secret>,
+}
+
+impl Account {
+    fn service() -> Self {
+        Self { base: None, user_token: None }
+    }
 }
 
 #[derive(Clone)]
@@ -170,21 +192,55 @@ impl SwiftStore {
         &self.inner.opts
     }
 
-    /// Where this store's object `name` is, as a location URI.
-    fn location_of(&self, name: &str) -> String {
-        let address = &self.opts().auth_address;
-        let (scheme, rest) = address.split_once("://").unwrap_or(("https", address));
-        format!("swift+{scheme}://{rest}/{}/{name}", self.opts().container)
+    pub fn multi_tenant(&self) -> bool {
+        self.opts().multi_tenant
+    }
+
+    /// Where object `name` in `container` is, as a location URI: under the auth address
+    /// (single-tenant) or the account's storage URL (multi-tenant).
+    fn location_of(&self, base: &str, container: &str, name: &str) -> String {
+        let (scheme, rest) = base.split_once("://").unwrap_or(("https", base));
+        format!("swift+{scheme}://{rest}/{container}/{name}")
     }
 
     /// `(container, object)` of a location this store can read.
     fn object_of(location: &str) -> Result<(String, String), StoreError> {
+        Self::parts_of(location).map(|(_, container, object)| (container, object))
+    }
+
+    /// `(storage URL, container, object)` of a location: the URL is the account's for
+    /// multi-tenant locations (for single-tenant ones it is the auth address, and unused).
+    fn parts_of(location: &str) -> Result<(String, String, String), StoreError> {
         let bad = || StoreError::BadLocation("Invalid Swift location".into());
         let url = url::Url::parse(location).map_err(|_| bad())?;
         let mut segments: Vec<&str> = url.path_segments().ok_or_else(bad)?.filter(|s| !s.is_empty()).collect();
         let object = segments.pop().ok_or_else(bad)?;
         let container = segments.pop().ok_or_else(bad)?;
-        Ok((container.to_string(), object.to_string()))
+        let scheme = if url.scheme() == "swift+http" { "http" } else { "https" };
+        let host = url.host_str().ok_or_else(bad)?;
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let base = format!("{scheme}://{host}{port}/{}", segments.join("/"));
+        Ok((base.trim_end_matches('/').to_string(), container.to_string(), object.to_string()))
+    }
+
+    /// The caller's own account: the object-store URL of its service catalog.
+    fn own_account(&self, caller: &Caller) -> Option<String> {
+        let o = self.opts();
+        caller.endpoint(&o.service_type, &o.interface, o.region.as_deref()).map(|u| u.trim_end_matches('/').to_string())
+    }
+
+    /// The account of an existing location and the token to reach it with (see [`Account`]).
+    /// Readers use their own token (member projects read through the container's ACL);
+    /// admins and tools that are not the owner use the service's, which must be a reseller
+    /// admin of Swift.
+    fn account_for(&self, location: &str, caller: &Caller, write: bool) -> Result<Account, StoreError> {
+        if !self.opts().multi_tenant {
+            return Ok(Account::service());
+        }
+        let (base, _, _) = Self::parts_of(location)?;
+        let own = self.own_account(caller).is_some_and(|own| own == base);
+        let user_token = caller.token.clone().filter(|_| own || (!write && !caller.is_admin));
+        Ok(Account { base: Some(base), user_token })
     }
 
     async fn session(&self, renew: bool) -> Result<Session, StoreError> {
@@ -256,15 +312,28 @@ impl SwiftStore {
         Ok(Session { token: Secret(token), storage_url })
     }
 
-    /// Sends a request built for the current session; an expired token is renewed once.
-    async fn send(&self, build: impl Fn(&Session) -> RequestBuilder) -> Result<Response, StoreError> {
-        let session = self.session(false).await?;
-        let res = build(&session).send().await.map_err(unavailable)?;
+    /// Sends a request to `account`: with the caller's token as it is, or with the service's
+    /// session, renewed once when it expired.
+    async fn send(
+        &self,
+        account: &Account,
+        build: impl Fn(&Session) -> RequestBuilder,
+    ) -> Result<Response, StoreError> {
+        if let Some(token) = &account.user_token {
+            let session = Session { token: token.clone(), storage_url: account.base.clone().unwrap_or_default() };
+            return build(&session).send().await.map_err(unavailable);
+        }
+        let at = |mut session: Session| {
+            if let Some(base) = &account.base {
+                session.storage_url = base.clone();
+            }
+            session
+        };
+        let res = build(&at(self.session(false).await?)).send().await.map_err(unavailable)?;
         if res.status() != StatusCode::UNAUTHORIZED {
             return Ok(res);
         }
-        let session = self.session(true).await?;
-        build(&session).send().await.map_err(unavailable)
+        build(&at(self.session(true).await?)).send().await.map_err(unavailable)
     }
 
     fn request(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
@@ -274,17 +343,19 @@ impl SwiftStore {
             .header("x-auth-token", &session.token.0)
     }
 
-    /// Makes sure the container exists, creating it when allowed (once per process).
+    /// Makes sure the single-tenant container exists, creating it when allowed (checked once
+    /// per process).
     async fn ensure_container(&self) -> Result<(), StoreError> {
         if self.inner.container_ready.load(Ordering::Relaxed) {
             return Ok(());
         }
         let container = self.opts().container.clone();
-        let res = self.send(|s| self.request(s, Method::HEAD, &container)).await?;
+        let account = Account::service();
+        let res = self.send(&account, |s| self.request(s, Method::HEAD, &container)).await?;
         match res.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND if self.opts().create_container_on_put => {
-                let res = self.send(|s| self.request(s, Method::PUT, &container)).await?;
+                let res = self.send(&account, |s| self.request(s, Method::PUT, &container)).await?;
                 if !res.status().is_success() {
                     return Err(unavailable(format!("could not create container {container}: {}", res.status())));
                 }
@@ -300,16 +371,47 @@ impl SwiftStore {
         Ok(())
     }
 
+    /// Where an upload of image `id` goes: the account, its base URL for the location, and the
+    /// container. Multi-tenant: the caller's own account and a new, private container of the
+    /// image's own (made here: it cannot exist beforehand, so create-on-put does not apply).
+    async fn target(&self, id: &str, caller: &Caller) -> Result<(Account, String, String), StoreError> {
+        let o = self.opts();
+        if !o.multi_tenant {
+            self.ensure_container().await?;
+            return Ok((Account::service(), o.auth_address.clone(), o.container.clone()));
+        }
+        let (Some(token), Some(base)) = (caller.token.clone(), self.own_account(caller)) else {
+            return Err(StoreError::Unavailable(format!(
+                "The multi-tenant Swift store needs the caller's Keystone token and a {} {} endpoint in its catalog",
+                o.interface, o.service_type
+            )));
+        };
+        let container = format!("{}_{id}", o.container);
+        let account = Account { base: Some(base.clone()), user_token: Some(token) };
+        let res = self.send(&account, |s| self.request(s, Method::PUT, &container)).await?;
+        if !res.status().is_success() {
+            return Err(unavailable(format!("could not create container {container}: {}", res.status())));
+        }
+        Ok((account, base, container))
+    }
+
     /// Streams an upload into the container: one object when `size_hint` says it is small,
     /// else segments and a manifest. Anything written is deleted again if the upload fails.
-    pub async fn put(&self, id: &str, upload: Upload, size_hint: Option<u64>) -> Result<Stored, StoreError> {
-        self.ensure_container().await?;
+    pub async fn put(
+        &self,
+        id: &str,
+        upload: Upload,
+        size_hint: Option<u64>,
+        caller: &Caller,
+    ) -> Result<Stored, StoreError> {
+        let (account, base, container) = self.target(id, caller).await?;
         let md5 = Md5Thread::start();
         let to_hasher = md5.sender();
         let feed =
             Arc::new(Mutex::new(Feed { upload, leftover: None, ended: false, aborted: false, size: 0, to_hasher }));
         let mut written: Vec<String> = Vec::new();
-        let result = self.write(id, &feed, size_hint, &mut written).await;
+        let at = Place { account: &account, container: &container };
+        let result = self.write(id, &at, &feed, size_hint, &mut written).await;
         let size = {
             let mut feed = feed.lock().await;
             // Closing the hasher's channel lets it finish.
@@ -318,10 +420,13 @@ impl SwiftStore {
         };
         let checksum = md5.finish().await?;
         match result {
-            Ok(()) => Ok(Stored { location: self.location_of(id), size, checksum }),
+            Ok(()) => Ok(Stored { location: self.location_of(&base, &container, id), size, checksum }),
             Err(e) => {
                 for name in written.iter().rev() {
-                    self.delete_object(&self.opts().container.clone(), name).await.ok();
+                    self.delete_object(&at, name).await.ok();
+                }
+                if self.opts().multi_tenant {
+                    self.send(&account, |s| self.request(s, Method::DELETE, &container)).await.ok();
                 }
                 Err(e)
             }
@@ -331,6 +436,7 @@ impl SwiftStore {
     async fn write(
         &self,
         id: &str,
+        at: &Place<'_>,
         feed: &Arc<Mutex<Feed>>,
         size_hint: Option<u64>,
         written: &mut Vec<String>,
@@ -338,7 +444,7 @@ impl SwiftStore {
         let o = self.opts().clone();
         if size_hint.is_some_and(|s| s < o.large_object_size) {
             written.push(id.to_string());
-            self.put_object(id, feed, u64::MAX).await?;
+            self.put_object(at, id, feed, u64::MAX).await?;
             return finished(feed).await;
         }
         for n in 1.. {
@@ -347,24 +453,34 @@ impl SwiftStore {
             }
             let name = format!("{id}-{n:05}");
             written.push(name.clone());
-            self.put_object(&name, feed, o.large_object_chunk_size).await?;
+            self.put_object(at, &name, feed, o.large_object_chunk_size).await?;
         }
         finished(feed).await?;
-        let manifest = format!("{}/{id}-", o.container);
+        let manifest = format!("{}/{id}-", at.container);
         written.push(id.to_string());
-        let path = format!("{}/{id}", o.container);
+        let path = format!("{}/{id}", at.container);
         let res = self
-            .send(|s| {
+            .send(at.account, |s| {
                 self.request(s, Method::PUT, &path).header("x-object-manifest", &manifest).header("content-length", "0")
             })
             .await?;
         check_written(res, id)
     }
 
-    /// One PUT streaming up to `limit` bytes of the feed.
-    async fn put_object(&self, name: &str, feed: &Arc<Mutex<Feed>>, limit: u64) -> Result<(), StoreError> {
-        let session = self.session(false).await?;
-        let path = format!("{}/{name}", self.opts().container);
+    /// One PUT streaming up to `limit` bytes of the feed (sent once: a stream cannot be
+    /// replayed, so the service session is not renewed here).
+    async fn put_object(
+        &self,
+        at: &Place<'_>,
+        name: &str,
+        feed: &Arc<Mutex<Feed>>,
+        limit: u64,
+    ) -> Result<(), StoreError> {
+        let session = match &at.account.user_token {
+            Some(token) => Session { token: token.clone(), storage_url: at.account.base.clone().unwrap_or_default() },
+            None => self.session(false).await?,
+        };
+        let path = format!("{}/{name}", at.container);
         let res = self
             .request(&session, Method::PUT, &path)
             .body(reqwest::Body::wrap_stream(segment(feed.clone(), limit)))
@@ -376,11 +492,12 @@ impl SwiftStore {
         check_written(res.map_err(unavailable)?, name)
     }
 
-    pub async fn get(&self, location: &str, range: Option<ByteRange>) -> Result<Download, StoreError> {
+    pub async fn get(&self, location: &str, range: Option<ByteRange>, caller: &Caller) -> Result<Download, StoreError> {
         let (container, object) = Self::object_of(location)?;
+        let account = self.account_for(location, caller, false)?;
         let path = format!("{container}/{object}");
         let res = self
-            .send(|s| {
+            .send(&account, |s| {
                 let r = self.request(s, Method::GET, &path);
                 match range {
                     Some(range) => r.header("range", range.header()),
@@ -401,10 +518,11 @@ impl SwiftStore {
         Ok(Download { body: Box::pin(body), size })
     }
 
-    pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
+    pub async fn size(&self, location: &str, caller: &Caller) -> Result<u64, StoreError> {
         let (container, object) = Self::object_of(location)?;
+        let account = self.account_for(location, caller, false)?;
         let path = format!("{container}/{object}");
-        let res = self.send(|s| self.request(s, Method::HEAD, &path)).await?;
+        let res = self.send(&account, |s| self.request(s, Method::HEAD, &path)).await?;
         match res.status() {
             // A HEAD answer has no body, so reqwest's content_length() would say 0: read the header.
             s if s.is_success() => Ok(res
@@ -417,11 +535,13 @@ impl SwiftStore {
         }
     }
 
-    /// Deletes the object and, for a large object, its segments.
-    pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
+    /// Deletes the object and, for a large object, its segments; multi-tenant, the image's
+    /// container too.
+    pub async fn delete(&self, location: &str, caller: &Caller) -> Result<(), StoreError> {
         let (container, object) = Self::object_of(location)?;
+        let account = self.account_for(location, caller, true)?;
         let path = format!("{container}/{object}");
-        let res = self.send(|s| self.request(s, Method::HEAD, &path)).await?;
+        let res = self.send(&account, |s| self.request(s, Method::HEAD, &path)).await?;
         match res.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => return Err(StoreError::NotFound(format!("Swift could not find object {object}"))),
@@ -429,21 +549,58 @@ impl SwiftStore {
         }
         if let Some(manifest) = res.headers().get("x-object-manifest").and_then(|v| v.to_str().ok()) {
             let (segment_container, prefix) = manifest.split_once('/').unwrap_or((container.as_str(), manifest));
-            for name in self.list(segment_container, prefix).await? {
-                self.delete_object(segment_container, &name).await?;
+            let segments = Place { account: &account, container: segment_container };
+            for name in self.list(&segments, prefix).await? {
+                self.delete_object(&segments, &name).await?;
             }
         }
-        self.delete_object(&container, &object).await
+        self.delete_object(&Place { account: &account, container: &container }, &object).await?;
+        if self.opts().multi_tenant {
+            // Empty now; a container another image still uses (409) stays.
+            self.send(&account, |s| self.request(s, Method::DELETE, &container)).await?;
+        }
+        Ok(())
     }
 
-    /// Names in `container` starting with `prefix`, every page.
-    async fn list(&self, container: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+    /// Multi-tenant: the read ACL of the image's container follows its visibility (everyone
+    /// when public, else its member projects), and `swift_store_admin_tenants` may write.
+    pub async fn set_acls(
+        &self,
+        location: &str,
+        public: bool,
+        read_tenants: &[String],
+        caller: &Caller,
+    ) -> Result<(), StoreError> {
+        if !self.opts().multi_tenant {
+            return Ok(());
+        }
+        let (container, _) = Self::object_of(location)?;
+        let account = self.account_for(location, caller, true)?;
+        let acl = |tenants: &[String]| tenants.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(",");
+        let read = if public { "*:*".to_string() } else { acl(read_tenants) };
+        let write = acl(&self.opts().admin_tenants);
+        let res = self
+            .send(&account, |s| {
+                self.request(s, Method::POST, &container)
+                    .header("x-container-read", &read)
+                    .header("x-container-write", &write)
+            })
+            .await?;
+        match res.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(StoreError::NotFound(format!("Swift could not find container {container}"))),
+            other => Err(unavailable(format!("setting the ACLs of container {container}: {other}"))),
+        }
+    }
+
+    /// Names in the container starting with `prefix`, every page.
+    async fn list(&self, at: &Place<'_>, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut names: Vec<String> = Vec::new();
         loop {
             let marker = names.last().cloned().unwrap_or_default();
             let res = self
-                .send(|s| {
-                    self.request(s, Method::GET, container).query(&[
+                .send(at.account, |s| {
+                    self.request(s, Method::GET, at.container).query(&[
                         ("format", "json"),
                         ("prefix", prefix),
                         ("marker", marker.as_str()),
@@ -451,7 +608,7 @@ impl SwiftStore {
                 })
                 .await?;
             if !res.status().is_success() {
-                return Err(unavailable(format!("listing {container}: {}", res.status())));
+                return Err(unavailable(format!("listing {}: {}", at.container, res.status())));
             }
             let page: Vec<serde_json::Value> = res.json().await.map_err(unavailable)?;
             if page.is_empty() {
@@ -461,15 +618,21 @@ impl SwiftStore {
         }
     }
 
-    async fn delete_object(&self, container: &str, name: &str) -> Result<(), StoreError> {
-        let path = format!("{container}/{name}");
-        let res = self.send(|s| self.request(s, Method::DELETE, &path)).await?;
+    async fn delete_object(&self, at: &Place<'_>, name: &str) -> Result<(), StoreError> {
+        let path = format!("{}/{name}", at.container);
+        let res = self.send(at.account, |s| self.request(s, Method::DELETE, &path)).await?;
         match res.status() {
             s if s.is_success() => Ok(()),
             StatusCode::NOT_FOUND => Err(StoreError::NotFound(format!("Swift could not find object {name}"))),
             other => Err(unavailable(format!("DELETE {name}: {other}"))),
         }
     }
+}
+
+/// A container in an account.
+struct Place<'a> {
+    account: &'a Account,
+    container: &'a str,
 }
 
 fn refused(status: StatusCode) -> StoreError {

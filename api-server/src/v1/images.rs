@@ -138,8 +138,9 @@ pub async fn download(
     // users never see locations (LP #755916), so log it and answer with fixed texts.
     let mut data = None;
     let mut all_missing = true;
+    let stores = st.stores.acting_for(&ctx);
     for location in locations {
-        match st.stores.get(location).await {
+        match stores.get(location).await {
             Ok(found) => {
                 data = Some(found);
                 break;
@@ -612,6 +613,9 @@ pub async fn update(
         ErrorKind::Conflict => Error::literal(ErrorKind::Conflict, "Image operation conflicts"),
         _ => e,
     })?;
+    if patch.is_public.is_some_and(|public| public != current.is_public) {
+        super::store_acls::sync(&st, &ctx, &image).await?;
+    }
     if current.status == "queued" {
         let expected = Expected { size: meta.int("size"), checksum: meta.get("checksum").map(str::to_string) };
         if body_present {
@@ -670,7 +674,7 @@ pub async fn delete(
     // and one that activates later fails its from_state check and removes its own data.
     let marked = st.registry.update(&ctx, &id, &deleted, false, None).await.map_err(refused)?;
     for location in marked.location_data.iter().map(|l| l.url.as_str()) {
-        match st.stores.delete(location).await {
+        match st.stores.acting_for(&ctx).delete(location).await {
             // Data already gone (removed behind our back) is not an error for a delete.
             Ok(()) | Err(crate::store::StoreError::NotFound(_)) => {}
             Err(e) => {

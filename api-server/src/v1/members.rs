@@ -79,6 +79,7 @@ pub async fn add(
     let current = st.registry.members(&ctx, &id).await?.len();
     check_quota(&st, current + 1)?;
     st.registry.add_member(&ctx, &id, &member, can_share).await.map_err(sharing_error)?;
+    super::store_acls::sync_id(&st, &ctx, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -104,6 +105,7 @@ pub async fn replace(
         check_quota(&st, memberships.len())?;
     }
     st.registry.replace_members(&ctx, &id, &memberships).await.map_err(sharing_error)?;
+    super::store_acls::sync_id(&st, &ctx, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -115,6 +117,7 @@ pub async fn remove(
     let (id, member) = path.into_inner();
     image_to_share(&st, &ctx, &id, "delete_member").await?;
     st.registry.delete_member(&ctx, &id, &member).await.map_err(sharing_error)?;
+    super::store_acls::sync_id(&st, &ctx, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

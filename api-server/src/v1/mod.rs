@@ -3,6 +3,7 @@
 mod cache_manage;
 mod images;
 mod members;
+mod store_acls;
 pub mod upload;
 
 use actix_web::http::StatusCode;

@@ -85,15 +85,15 @@ impl<'a> StorageGrant<'a> {
     }
 }
 
-/// Streams `body` into the `scheme` store, stopping as soon as it passes `cap` bytes or the
-/// owner's storage `grant`. The store commits only a complete body; any failure leaves
+/// Streams `body` into the `scheme` store, stopping as soon as it passes `image_size_cap` or
+/// the owner's storage `grant`. The store commits only a complete body; any failure leaves
 /// nothing behind.
 pub async fn stream_to_store<S, E>(
     st: &AppState,
+    ctx: &RequestContext,
     scheme: Scheme,
     id: &str,
     body: S,
-    cap: u64,
     size_hint: Option<u64>,
     mut grant: Option<StorageGrant<'_>>,
 ) -> Result<Stored, Error>
@@ -103,7 +103,9 @@ where
 {
     // A few batches in flight: enough to keep the writer busy, little memory per upload.
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
-    let store = st.stores.put(scheme, id, rx, size_hint);
+    let cap = st.config.image_size_cap;
+    let stores = st.stores.acting_for(ctx);
+    let store = stores.put(scheme, id, rx, size_hint);
     let pump = async move {
         let mut body = body;
         let mut total: u64 = 0;
@@ -178,7 +180,7 @@ where
     })?;
     let declared = expected.size.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0);
     let streamed = match StorageGrant::start(st, ctx, &image.id, declared).await {
-        Ok(grant) => stream_to_store(st, scheme, &image.id, body, st.config.image_size_cap, declared, grant).await,
+        Ok(grant) => stream_to_store(st, ctx, scheme, &image.id, body, declared, grant).await,
         Err(e) => Err(e),
     };
     let stored = match streamed {
@@ -207,7 +209,7 @@ pub async fn activate(
         _ => None,
     };
     if let Some((attr, supplied, actual)) = mismatch {
-        discard(st, &stored.location).await;
+        discard(st, ctx, &stored.location).await;
         kill(st, ctx, id, "saving").await;
         return Err(Error::bad_request(format!(
             "Supplied {attr} ({supplied}) and {attr} generated from uploaded image ({actual}) did not match. \
@@ -224,10 +226,15 @@ pub async fn activate(
     match st.registry.update(ctx, id, &active, false, Some("saving")).await {
         Ok(image) => {
             log::info!(req = ctx.request_id.as_str(); "image {id} uploaded: {} bytes, md5 {}", stored.size, stored.checksum);
+            // Who else may read the data: until this succeeds only the owner's project can
+            // (fails closed), so an error here is reported in the log and not to the uploader.
+            if let Err(e) = super::store_acls::sync(st, ctx, &image).await {
+                log::error!(req = ctx.request_id.as_str(); "image {id}: store ACLs not set: {e}");
+            }
             Ok(image)
         }
         Err(e) => {
-            discard(st, &stored.location).await;
+            discard(st, ctx, &stored.location).await;
             // Deleted while we were uploading: Glance answers 412; someone else activated: 409.
             let deleted = match st.registry.get(ctx, id).await {
                 Ok(image) => image.deleted || image.status == "deleted",
@@ -262,8 +269,8 @@ pub async fn kill(st: &AppState, ctx: &RequestContext, id: &str, from: &str) {
 }
 
 /// Removes stored data that will not be used.
-pub async fn discard(st: &AppState, location: &str) {
-    if let Err(e) = st.stores.delete(location).await {
+pub async fn discard(st: &AppState, ctx: &RequestContext, location: &str) {
+    if let Err(e) = st.stores.acting_for(ctx).delete(location).await {
         log::error!("could not remove data at {}: {e}", crate::store::redact(location));
     }
 }

@@ -7,6 +7,7 @@ mod encryption;
 mod identity;
 mod locations;
 mod misc;
+mod multi_tenant;
 mod policies;
 mod process;
 mod protections;

@@ -41,6 +41,7 @@ fn stores(dir: &std::path::Path, swift: Option<SwiftStore>, s3: Option<S3Store>)
         swift,
         s3,
         default_scheme: "file".into(),
+        caller: Default::default(),
     }
 }
 
@@ -90,6 +91,8 @@ fn swift_options(s: &Swift, container: &str, auth_address: &str) -> SwiftOptions
         region: None,
         interface: "public".into(),
         service_type: "object-store".into(),
+        multi_tenant: false,
+        admin_tenants: Vec::new(),
     }
 }
 
