@@ -6,6 +6,7 @@ pub mod config;
 pub mod meta;
 pub mod policy;
 pub mod protections;
+pub mod replicator;
 pub mod routes;
 pub mod scrubber;
 pub mod store;

@@ -37,6 +37,15 @@ where
     )
 }
 
+/// The single-threaded runtime a tool runs on; when it cannot start, `ERROR: <e>` has been
+/// printed and the exit code is returned.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+        eprintln!("ERROR: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 /// A tool's life: `prepare` (config, logging; its error is printed as `ERROR: <e>`), then
 /// `work` on a single-threaded runtime; any error → `ERROR: <e>` (also logged) and exit 1.
 pub fn main<T, P, F, Fut>(program: &str, prepare: P, work: F) -> ExitCode
@@ -52,12 +61,9 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(work(prepared)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -86,14 +86,14 @@ impl<'kvs> log::kv::VisitSource<'kvs> for RequestId<'_> {
 }
 
 /// A log file that is re-opened when it is renamed or deleted under us.
-struct WatchedFile {
+pub struct WatchedFile {
     path: PathBuf,
     file: File,
     id: (u64, u64),
 }
 
 impl WatchedFile {
-    fn open(path: &Path) -> io::Result<Self> {
+    pub fn open(path: &Path) -> io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
