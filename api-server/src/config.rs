@@ -122,6 +122,7 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "key_file"),
     ("paste_deploy", "flavor"),
     ("default", "registry_shared_secret"),
+    ("default", "allow_anonymous_access"),
     ("paste_deploy", "config_file"),
 ];
 

@@ -55,6 +55,8 @@ pub struct RequestContext {
     /// The caller's service catalog (from Keystone, or `X-Service-Catalog` with trusted-auth):
     /// where the caller's own accounts are, for the multi-tenant Swift store.
     pub service_catalog: Arc<Vec<CatalogEndpoint>>,
+    /// The anonymous context of `allow_anonymous_access`: reads only (Glance's `read_only`).
+    pub read_only: bool,
 }
 
 impl fmt::Debug for RequestContext {
@@ -82,7 +84,14 @@ impl RequestContext {
             owner_is_tenant: true,
             auth_token: None,
             service_catalog: Arc::default(),
+            read_only: false,
         }
+    }
+
+    /// Who a request without credentials is when `allow_anonymous_access` is on: nobody, with
+    /// no roles, allowed to read what is public and nothing else.
+    pub fn anonymous(request_id: String, owner_is_tenant: bool) -> Self {
+        Self { is_admin: false, owner_is_tenant, read_only: true, ..Self::admin(request_id) }
     }
 
     /// The owner an image created in this context gets: the tenant, or the user.
@@ -107,6 +116,8 @@ pub struct AuthOptions {
     /// `registry_shared_secret`: on the registry, callers must present it; on API nodes, it is
     /// sent with every registry request.
     pub shared_secret: Option<Secret>,
+    /// Requests without credentials get a read-only anonymous context instead of a 401.
+    pub allow_anonymous_access: bool,
 }
 
 impl AuthOptions {
@@ -127,6 +138,7 @@ impl AuthOptions {
             admin_role: raw.string(d, "admin_role").unwrap_or_else(|| "admin".into()).trim().to_lowercase(),
             keystone,
             shared_secret: raw.string(d, "registry_shared_secret").map(Secret),
+            allow_anonymous_access: raw.bool(d, "allow_anonymous_access", false)?,
         })
     }
 }
@@ -200,12 +212,24 @@ impl ContextBuilder {
             _ => false,
         };
         let token = header("x-auth-token").or_else(|| header("x-storage-token"));
+        // No credentials at all: anonymous when allowed. Credentials that do not check out are
+        // still refused, so that a client with an expired token learns it.
+        let anonymous = |request_id: String| match self.options.allow_anonymous_access {
+            true => Ok(RequestContext::anonymous(request_id, self.options.owner_is_tenant)),
+            false => Err(Error::unauthorized("The request you have made requires authentication.")),
+        };
         let identity = match self.options.flavor {
             AuthFlavor::Unauthenticated => None,
+            AuthFlavor::FakeAuth if token.is_none() && self.options.allow_anonymous_access => {
+                return anonymous(request_id);
+            }
             AuthFlavor::FakeAuth => Some(token.as_deref().and_then(fake_identity).ok_or_else(unauthorized)?),
             AuthFlavor::TrustedAuth => {
                 if !header("x-identity-status").is_some_and(|s| s.eq_ignore_ascii_case("confirmed")) {
-                    return Err(unauthorized());
+                    return match self.options.allow_anonymous_access {
+                        true => anonymous(request_id),
+                        false => Err(unauthorized()),
+                    };
                 }
                 Some(Identity {
                     user: header("x-user-id"),
@@ -219,9 +243,7 @@ impl ContextBuilder {
             }
             AuthFlavor::Keystone => {
                 let validator = self.keystone.as_ref().ok_or_else(|| Error::internal("keystone is not configured"))?;
-                let token = token
-                    .as_deref()
-                    .ok_or_else(|| Error::unauthorized("The request you have made requires authentication."))?;
+                let Some(token) = token.as_deref() else { return anonymous(request_id) };
                 Some(validator.validate(token).await?)
             }
         };
@@ -237,6 +259,7 @@ impl ContextBuilder {
                     owner_is_tenant: self.options.owner_is_tenant,
                     auth_token: token,
                     service_catalog: Arc::new(identity.catalog),
+                    read_only: false,
                 };
                 if !ctx.is_admin {
                     ctx.is_admin = self.admin_rule.as_ref().is_some_and(|rule| rule.is_admin(&ctx));
@@ -354,7 +377,14 @@ mod tests {
     }
 
     fn options(flavor: AuthFlavor) -> AuthOptions {
-        AuthOptions { flavor, owner_is_tenant: true, admin_role: "admin".into(), keystone: None, shared_secret: None }
+        AuthOptions {
+            flavor,
+            owner_is_tenant: true,
+            admin_role: "admin".into(),
+            keystone: None,
+            shared_secret: None,
+            allow_anonymous_access: false,
+        }
     }
 
     fn builder(flavor: AuthFlavor) -> ContextBuilder {
@@ -426,6 +456,31 @@ mod tests {
         let b = ContextBuilder::new(options(AuthFlavor::FakeAuth), Service::Api, Some(Arc::new(Ops))).expect("b");
         assert!(b.build(&headers(&[("x-auth-token", "u:t:ops")])).await.expect("ctx").is_admin);
         assert!(!b.build(&headers(&[("x-auth-token", "u:t:member")])).await.expect("ctx").is_admin);
+    }
+
+    #[actix_web::test]
+    async fn anonymous_access_is_read_only_and_only_without_credentials() {
+        for flavor in [AuthFlavor::TrustedAuth, AuthFlavor::FakeAuth] {
+            assert!(builder(flavor).build(&HeaderMap::new()).await.is_err(), "off by default");
+            let open = ContextBuilder::new(
+                AuthOptions { allow_anonymous_access: true, ..options(flavor) },
+                Service::Api,
+                None,
+            )
+            .expect("builder");
+            let ctx = open.build(&HeaderMap::new()).await.expect("anonymous");
+            assert!(ctx.read_only && !ctx.is_admin && ctx.tenant.is_none() && ctx.user.is_none());
+            assert!(ctx.roles.is_empty());
+        }
+        let open = ContextBuilder::new(
+            AuthOptions { allow_anonymous_access: true, ..options(AuthFlavor::FakeAuth) },
+            Service::Api,
+            None,
+        )
+        .expect("builder");
+        assert!(open.build(&headers(&[("x-auth-token", "not-three-fields")])).await.is_err(), "bad credentials");
+        let ctx = open.build(&headers(&[("x-auth-token", "u:t:member")])).await.expect("ctx");
+        assert!(!ctx.read_only);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::context::{ContextBuilder, REQUEST_ID_HEADER, RequestContext};
 use crate::error::Error;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
@@ -27,6 +28,11 @@ pub async fn request_context(
     let path = req.uri().path().to_string();
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "-".into());
     let (request_id, mut res) = match ctx {
+        // Glance's `mutating` rule: an anonymous (read-only) caller may only read.
+        Ok(ctx) if ctx.read_only && !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) => {
+            let res = req.error_response(Error::forbidden("Read-only access"));
+            (ctx.request_id, res.map_into_right_body())
+        }
         Ok(ctx) => {
             let request_id = ctx.request_id.clone();
             req.extensions_mut().insert(ctx);

@@ -40,6 +40,7 @@ const KEYS: &[(&str, &str)] = &[
     ("default", "container_formats"),
     ("paste_deploy", "flavor"),
     ("default", "registry_shared_secret"),
+    ("default", "allow_anonymous_access"),
     ("paste_deploy", "config_file"),
 ];
 

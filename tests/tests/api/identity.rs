@@ -111,6 +111,50 @@ async fn keystone_tokens_decide_who_sees_what() {
     }
 }
 
+/// `allow_anonymous_access = True` (both services): a request without a token reads what is
+/// public and nothing else, and may not change anything; a bad token is still a 401.
+#[tokio::test]
+async fn anonymous_access_reads_public_images_only() {
+    let Some(ks) = keystone() else { return };
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let mut options = ks.authtoken_options();
+    options.push(("DEFAULT.allow_anonymous_access".into(), "True".into()));
+    let (_registry, api) = keystone_cluster(&env, &options).await;
+    let http = Api::new(api.url());
+    let alice = As { api: &http, token: ks.token("alice", "alpha").await.token };
+    let mut ids = Vec::new();
+    for public in ["True", "False"] {
+        let mut headers = image_headers(&format!("public={public}"));
+        headers.push(("X-Image-Meta-Is-Public", public.into()));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let created = alice.send(Method::POST, "/v1/images", &headers, Some(data5k())).await.expect(201).json();
+        ids.push(created["image"]["id"].as_str().expect("id").to_string());
+    }
+    let (public, private) = (&ids[0], &ids[1]);
+
+    assert_eq!(http.ids("/v1/images").await, vec![public.clone()]);
+    assert_eq!(http.get(&format!("/v1/images/{public}")).await.expect(200).body, data5k());
+    http.head(&format!("/v1/images/{private}")).await.expect(404);
+    http.get(&format!("/v1/images/{private}")).await.expect(404);
+
+    let headers = image_headers("anonymous");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    http.post_image(&headers, Some(data5k())).await.expect_error(403, "Read-only access");
+    http.put(&format!("/v1/images/{public}"), &[("X-Image-Meta-Name", "renamed")], None)
+        .await
+        .expect_error(403, "Read-only access");
+    http.delete(&format!("/v1/images/{public}")).await.expect_error(403, "Read-only access");
+    let member = format!("/v1/images/{public}/members/someone");
+    http.send(http.request(Method::PUT, &member)).await.expect_error(403, "Read-only access");
+    assert_eq!(
+        alice.send(Method::HEAD, &format!("/v1/images/{public}"), &[], None).await.header("x-image-meta-name"),
+        Some("public=True")
+    );
+
+    let bogus = As { api: &http, token: "gAAAAAB-not-a-token".into() };
+    bogus.send(Method::GET, "/v1/images", &[], None).await.expect(401);
+}
+
 #[tokio::test]
 async fn keystone_unreachable_is_503_never_an_allow() {
     let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
