@@ -434,3 +434,46 @@ async fn concurrent_and_cut_off_downloads(driver: &'static str) {
     assert!(!dir.join(&cut).exists(), "a cut-off download was cached as complete");
     assert_eq!(c.http.get(&format!("/v1/images/{cut}")).await.expect(200).body, big, "later downloads are whole");
 }
+
+/// glance-cache-manage logs in to Keystone (`OS_*`, as Glance's tool) against an API whose
+/// flavor is `keystone+cachemanagement`; without credentials, or with wrong ones, it fails.
+#[tokio::test]
+async fn glance_cache_manage_logs_in_to_keystone() {
+    let Some(ks) = glance_tests::keystone::keystone() else { return };
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let mut registry = env.registry().flavor("keystone");
+    for (k, v) in ks.authtoken_options() {
+        registry = registry.option(&k, &v);
+    }
+    let registry = registry.start().await;
+    let mut api = env
+        .api(&registry)
+        .option("paste_deploy.flavor", "keystone+cachemanagement")
+        .option("DEFAULT.image_cache_dir", env.dir().join("image-cache").to_str().expect("utf-8"));
+    for (k, v) in ks.authtoken_options() {
+        api = api.option(&k, &v);
+    }
+    let api = api.start().await;
+    let run = |password: Option<&str>| {
+        let mut command = std::process::Command::new(glance_tests::bin_path("glance-cache-manage"));
+        command.arg("--host=127.0.0.1").arg(format!("--port={}", api.port)).arg("list-cached");
+        command.env_remove("OS_AUTH_TOKEN").env_remove("OS_AUTH_URL").env("OS_AUTH_STRATEGY", "noauth");
+        if let Some(password) = password {
+            command
+                .env("OS_AUTH_URL", format!("{}/v3", ks.url))
+                .env("OS_USERNAME", "admin")
+                .env("OS_PASSWORD", password)
+                .env("OS_TENANT_NAME", "admin");
+        }
+        let out = command.stdin(std::process::Stdio::null()).output().expect("run glance-cache-manage");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = run(Some("admin-secret"));
+    assert_eq!((code, out.trim()), (0, "No cached images."));
+    let (code, out) = run(Some("wrong"));
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = run(None);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("admin-secret"), "{out}");
+}
