@@ -17,8 +17,8 @@ use std::time::Duration;
 
 /// How long a claim holds its jobs: far longer than one batch's deletes take.
 const LEASE: Duration = Duration::from_secs(600);
-/// Jobs claimed per request.
-const BATCH: i64 = 100;
+/// Jobs claimed per request: a few rounds of parallel deletes, far within one lease.
+const BATCH: i64 = 32;
 /// Deletes in flight at once (object stores answer in milliseconds, file deletes are cheap).
 const PARALLEL_DELETES: usize = 8;
 /// Longest store error kept with a released job.
@@ -121,7 +121,7 @@ impl Scrubber {
                     redact(&job.url),
                     job.attempts + 1
                 );
-                self.state.registry.release_scrub_job(ctx, job.id, &error).await?;
+                self.state.registry.release_scrub_job(ctx, job.id, &self.worker, &error).await?;
                 Ok(Outcome::Retry)
             }
         }

@@ -259,10 +259,12 @@ impl RegistryClient {
         Ok(body.image_status)
     }
 
-    /// The job's delete failed with `error`; it stays queued for the next pass.
-    pub async fn release_scrub_job(&self, ctx: &RequestContext, job: i32, error: &str) -> Result<()> {
+    /// The job's delete failed with `error`; it stays queued for the next pass (if `worker`
+    /// still holds it).
+    pub async fn release_scrub_job(&self, ctx: &RequestContext, job: i32, worker: &str, error: &str) -> Result<()> {
         let path = format!("/scrub-jobs/{job}/release");
-        let request = self.request(ctx, Method::POST, &path).json(&serde_json::json!({ "error": error }));
+        let body = serde_json::json!({ "worker": worker, "error": error });
+        let request = self.request(ctx, Method::POST, &path).json(&body);
         self.send(request).await.map(drop)
     }
 

@@ -238,6 +238,10 @@ impl SwiftStore {
             return Ok(Account::service());
         }
         let (base, _, _) = Self::parts_of(location)?;
+        if base == self.opts().auth_address {
+            // Written before the store became multi-tenant: in the service's container.
+            return Ok(Account::service());
+        }
         let own = self.own_account(caller).is_some_and(|own| own == base);
         let user_token = caller.token.clone().filter(|_| own || (!write && !caller.is_admin));
         Ok(Account { base: Some(base), user_token })
@@ -422,14 +426,38 @@ impl SwiftStore {
         match result {
             Ok(()) => Ok(Stored { location: self.location_of(&base, &container, id), size, checksum }),
             Err(e) => {
-                for name in written.iter().rev() {
-                    self.delete_object(&at, name).await.ok();
-                }
-                if self.opts().multi_tenant {
-                    self.send(&account, |s| self.request(s, Method::DELETE, &container)).await.ok();
-                }
+                self.discard(&at, &written).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Deletes what a failed upload wrote (and, multi-tenant, its container). The caller's
+    /// token may have expired during a long upload: what it cannot delete is deleted with the
+    /// service's credentials.
+    async fn discard(&self, at: &Place<'_>, written: &[String]) {
+        let service = Account { base: at.account.base.clone(), user_token: None };
+        let accounts = if at.account.user_token.is_some() { vec![at.account, &service] } else { vec![at.account] };
+        for name in written.iter().rev() {
+            let mut outcome = Ok(());
+            for account in &accounts {
+                outcome = self.delete_object(&Place { account, container: at.container }, name).await;
+                if matches!(outcome, Ok(()) | Err(StoreError::NotFound(_))) {
+                    break;
+                }
+            }
+            if let Err(e) = outcome.or_else(|e| if matches!(e, StoreError::NotFound(_)) { Ok(()) } else { Err(e) }) {
+                log::error!("Swift object {}/{name} of a failed upload not deleted: {e}", at.container);
+            }
+        }
+        if self.opts().multi_tenant {
+            for account in &accounts {
+                let res = self.send(account, |s| self.request(s, Method::DELETE, at.container)).await;
+                if res.is_ok_and(|r| r.status().is_success() || r.status() == StatusCode::NOT_FOUND) {
+                    return;
+                }
+            }
+            log::error!("Swift container {} of a failed upload not deleted", at.container);
         }
     }
 
@@ -542,24 +570,42 @@ impl SwiftStore {
         let account = self.account_for(location, caller, true)?;
         let path = format!("{container}/{object}");
         let res = self.send(&account, |s| self.request(s, Method::HEAD, &path)).await?;
-        match res.status() {
-            s if s.is_success() => {}
-            StatusCode::NOT_FOUND => return Err(StoreError::NotFound(format!("Swift could not find object {object}"))),
+        let found = match res.status() {
+            s if s.is_success() => true,
+            StatusCode::NOT_FOUND => false,
             other => return Err(unavailable(format!("HEAD {object}: {other}"))),
+        };
+        // Pieces already gone (an earlier attempt, a listing that lags) are skipped, never
+        // taken for the whole object being gone.
+        let gone = |r: Result<(), StoreError>| match r {
+            Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let at = Place { account: &account, container: &container };
+        if found {
+            if let Some(manifest) = res.headers().get("x-object-manifest").and_then(|v| v.to_str().ok()) {
+                let (segment_container, prefix) = manifest.split_once('/').unwrap_or((container.as_str(), manifest));
+                let segments = Place { account: &account, container: segment_container };
+                let names = self.list(&segments, prefix).await.or_else(|e| gone(Err(e)).map(|()| Vec::new()))?;
+                for name in names {
+                    gone(self.delete_object(&segments, &name).await)?;
+                }
+            }
+            gone(self.delete_object(&at, &object).await)?;
         }
-        if let Some(manifest) = res.headers().get("x-object-manifest").and_then(|v| v.to_str().ok()) {
-            let (segment_container, prefix) = manifest.split_once('/').unwrap_or((container.as_str(), manifest));
-            let segments = Place { account: &account, container: segment_container };
-            for name in self.list(&segments, prefix).await? {
-                self.delete_object(&segments, &name).await?;
+        if self.opts().multi_tenant && account.base.is_some() {
+            // The image's own container: whatever an interrupted attempt left in it goes too,
+            // then the container; until Swift's listing catches up (409) the delete is retried.
+            for name in self.list(&at, "").await.or_else(|e| gone(Err(e)).map(|()| Vec::new()))? {
+                gone(self.delete_object(&at, &name).await)?;
+            }
+            let res = self.send(&account, |s| self.request(s, Method::DELETE, &container)).await?;
+            match res.status() {
+                s if s.is_success() || s == StatusCode::NOT_FOUND => {}
+                other => return Err(unavailable(format!("DELETE container {container}: {other}"))),
             }
         }
-        self.delete_object(&Place { account: &account, container: &container }, &object).await?;
-        if self.opts().multi_tenant {
-            // Empty now; a container another image still uses (409) stays.
-            self.send(&account, |s| self.request(s, Method::DELETE, &container)).await?;
-        }
-        Ok(())
+        if found { Ok(()) } else { Err(StoreError::NotFound(format!("Swift could not find object {object}"))) }
     }
 
     /// Multi-tenant: the read ACL of the image's container follows its visibility (everyone
@@ -607,6 +653,9 @@ impl SwiftStore {
                     ])
                 })
                 .await?;
+            if res.status() == StatusCode::NOT_FOUND {
+                return Err(StoreError::NotFound(format!("Swift could not find container {}", at.container)));
+            }
             if !res.status().is_success() {
                 return Err(unavailable(format!("listing {}: {}", at.container, res.status())));
             }

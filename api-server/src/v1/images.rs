@@ -613,7 +613,9 @@ pub async fn update(
         ErrorKind::Conflict => Error::literal(ErrorKind::Conflict, "Image operation conflicts"),
         _ => e,
     })?;
-    if patch.is_public.is_some_and(|public| public != current.is_public) {
+    // Whenever visibility is named, not only when it changed: repeating a request whose ACL
+    // update failed repairs it.
+    if patch.is_public.is_some() {
         super::store_acls::sync(&st, &ctx, &image).await?;
     }
     if current.status == "queued" {
@@ -662,6 +664,7 @@ pub async fn delete(
     if let Some(scrub_time) = st.config.delayed_delete {
         // The registry queues the data for glance-scrubber as it soft-deletes the record.
         let queued = st.registry.delete_delayed(&ctx, &id, scrub_time).await.map_err(refused)?;
+        super::store_acls::close(&st, &ctx, &image).await;
         forget_cached(&st, &ctx, &id).await;
         log::info!(req = ctx.request_id.as_str(); "image {id} deleted, data {}", match queued.status.as_str() {
             "pending_delete" => "queued for the scrubber",

@@ -116,8 +116,11 @@ pub async fn remove(
 ) -> Result<HttpResponse, Error> {
     let (id, member) = path.into_inner();
     image_to_share(&st, &ctx, &id, "delete_member").await?;
-    st.registry.delete_member(&ctx, &id, &member).await.map_err(sharing_error)?;
+    let removed = st.registry.delete_member(&ctx, &id, &member).await.map_err(sharing_error);
+    // Also when the member was gone already: a removal whose ACL update failed is repaired by
+    // repeating it.
     super::store_acls::sync_id(&st, &ctx, &id).await?;
+    removed?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -43,6 +43,7 @@ pub async fn finish(job: web::Path<i32>, ctx: RequestContext, st: web::Data<AppS
 
 #[derive(Deserialize)]
 struct ReleaseBody {
+    worker: String,
     error: String,
 }
 
@@ -56,6 +57,6 @@ pub async fn release(
     admin_only(&ctx)?;
     let body: ReleaseBody = json_body(&body, "Invalid release")?;
     let job = job.into_inner();
-    st.db.write(move |c| scrub::release(c, job, &body.error)).await?;
+    st.db.write(move |c| scrub::release(c, job, &body.worker, &body.error)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

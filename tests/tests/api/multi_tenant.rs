@@ -131,6 +131,7 @@ async fn segmented_images_and_the_scrubber_in_owners_accounts() {
     .await;
     let http = Api::new(api.url());
     let alice_token = ks.token("alice", "alpha").await;
+    let bob_token = ks.token("bob", "beta").await;
     let admin_token = ks.token("admin", "admin").await;
     let alice = As { api: &http, token: alice_token.token.clone() };
     let data: Vec<u8> = (0..(5 << 19)).map(|i: u32| (i % 251) as u8).collect(); // 2.5 MiB
@@ -157,9 +158,13 @@ async fn segmented_images_and_the_scrubber_in_owners_accounts() {
     assert_eq!(alice.send(Method::GET, &format!("/v1/images/{id}"), &[], None).await.expect(200).body, data);
 
     // Delayed delete: the data stays in alpha's account until glance-scrubber (service
-    // credentials, a reseller admin) removes it, segments and container included.
+    // credentials, a reseller admin) removes it, segments and container included; meanwhile
+    // the container of a public image is closed to others.
+    alice.send(Method::PUT, &format!("/v1/images/{id}"), &[("X-Image-Meta-Is-Public", "True")], None).await.expect(200);
+    assert_eq!(swift_status(Method::GET, &object, &bob_token.token).await, 200);
     alice.send(Method::DELETE, &format!("/v1/images/{id}"), &[], None).await.expect(200);
     assert_eq!(swift_status(Method::HEAD, &object, &alice_token.token).await, 200);
+    assert_eq!(swift_status(Method::GET, &object, &bob_token.token).await, 403);
     let own = env.dir().join("glance-scrubber.conf");
     std::fs::write(&own, format!("[DEFAULT]\nlog_file = {}\n", env.dir().join("scrubber.log").display()))
         .expect("scrubber config");

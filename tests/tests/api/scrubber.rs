@@ -213,7 +213,25 @@ async fn two_scrubbers_at_once(env: TestEnv) {
     assert!(files_in(&env.dir().join("images")).is_empty());
 }
 
+/// An image left `pending_delete` with nothing queued (an older glance's delete) is settled
+/// as `deleted` by the next pass.
+async fn pending_delete_without_queue_is_settled(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let headers = minimal_headers("legacy");
+    let created = c.http.post_image(&as_refs(&headers), None).await.expect(201).json();
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    let registry = Api::new(c.registry.url());
+    let body = json!({"image": {"status": "pending_delete"}});
+    registry.send(registry.request(reqwest::Method::PUT, &format!("/images/{id}")).json(&body)).await.expect(200);
+    registry.send(registry.request(reqwest::Method::DELETE, &format!("/images/{id}"))).await.expect(200);
+    assert_eq!(status(&c.http, &id).await, pending());
+    scrub_once(&env, "settle", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+}
+
 glance_tests::engine_tests!(
+    every_location_is_scrubbed,
+    pending_delete_without_queue_is_settled,
     delayed_delete_then_scrub,
     queued_image_is_deleted_at_once,
     missing_data_is_scrubbed_too,
@@ -268,15 +286,14 @@ async fn unreachable_store_is_retried() {
     assert!(!stored(&env, &location).await);
 }
 
-/// Data in several locations: every one the deployment owns is deleted.
-#[tokio::test]
-async fn every_location_is_scrubbed() {
-    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+/// Data in several locations: every one the deployment owns is deleted (the jobs of one
+/// image finish concurrently; the last one marks the image deleted on every engine).
+async fn every_location_is_scrubbed(env: TestEnv) {
     let c = cluster(&env, 0).await;
     let images = env.dir().join("images");
     std::fs::create_dir_all(&images).expect("images dir");
     let mut urls = Vec::new();
-    for name in ["copy-a", "copy-b"] {
+    for name in ["copy-a", "copy-b", "copy-c", "copy-d"] {
         std::fs::write(images.join(name), vec![b'*'; 5120]).expect("a copy");
         urls.push(format!("file://{}", images.join(name).display()));
     }
@@ -288,7 +305,7 @@ async fn every_location_is_scrubbed() {
     let id = created.json()["image"]["id"].as_str().expect("id").to_string();
 
     c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
-    assert_eq!(files_in(&images).len(), 2, "data stays until the scrubber runs");
+    assert_eq!(files_in(&images).len(), 4, "data stays until the scrubber runs");
     scrub_once(&env, "all", "").await;
     assert!(files_in(&images).is_empty(), "{:?}", files_in(&images));
     assert_eq!(status(&c.http, &id).await, deleted());

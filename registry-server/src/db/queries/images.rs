@@ -257,6 +257,22 @@ pub fn update(
     Ok(with_details(conn, vec![row])?.remove(0))
 }
 
+/// Holds the image's row until the transaction ends (PostgreSQL, MariaDB; SQLite's writers
+/// take turns anyway), so that what is read next is what the last writer committed.
+pub fn lock_image(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    use diesel::sql_types::Text;
+    match conn {
+        DbConn::Sqlite(_) => 0,
+        DbConn::Postgresql(c) => {
+            diesel::sql_query("SELECT id FROM images WHERE id = $1 FOR UPDATE").bind::<Text, _>(id).execute(c)?
+        }
+        DbConn::Mysql(c) => {
+            diesel::sql_query("SELECT id FROM images WHERE id = ? FOR UPDATE").bind::<Text, _>(id).execute(c)?
+        }
+    };
+    Ok(())
+}
+
 /// Soft-deletes an image with its properties, locations, members and tags.
 ///
 /// With `scrub_after` (delayed_delete), the image's live locations are queued for the
@@ -268,7 +284,14 @@ pub fn destroy(
     id: &str,
     scrub_after: Option<chrono::Duration>,
 ) -> QueryResult<Image> {
+    // Locked before anything is read: an upload activating meanwhile commits its location
+    // first (and is then queued below) or finds the image no longer `saving` and drops its data.
+    lock_image(conn, id)?;
     let current = get_row(conn, ctx, id)?;
+    if scrub_after.is_some() && current.deleted {
+        // Deleted by a concurrent request: its delete queued the data already.
+        return Err(image_not_found().into());
+    }
     if !is_mutable(ctx, &current) {
         return Err(if current.is_public {
             Error::forbidden("Forbidden to delete image: you do not own this public image")

@@ -11,7 +11,7 @@ use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use glance_common::model::{ScrubClaim, ScrubJob};
-use glance_common::{Error, timeutil};
+use glance_common::timeutil;
 
 /// Queues every `(image_id, value)` location for deletion at `due_at`.
 pub fn enqueue(conn: &mut DbConn, image_id: &str, values: &[String], due_at: NaiveDateTime) -> QueryResult<()> {
@@ -39,6 +39,9 @@ fn free(now: NaiveDateTime) -> Box<dyn BoxableExpression<scrub_jobs::table, Mult
 /// still in `pending_delete` are handed out: data of an image in any other state is never
 /// deleted from here.
 pub fn claim(conn: &mut DbConn, ask: &ScrubClaim) -> QueryResult<Vec<ScrubJob>> {
+    if ask.after == 0 {
+        settle_orphans(conn)?;
+    }
     let now = timeutil::now();
     let pending = images::table.filter(images::status.eq("pending_delete")).select(images::id);
     let candidates: Vec<i32> = scrub_jobs::table
@@ -78,6 +81,8 @@ pub fn finish(conn: &mut DbConn, id: i32) -> QueryResult<Option<String>> {
     else {
         return Ok(None);
     };
+    // One image's jobs finish one at a time, so that the last one always sees that it is.
+    super::images::lock_image(conn, &image_id)?;
     diesel::delete(scrub_jobs::table.find(id)).execute(conn)?;
     let left: i64 = scrub_jobs::table.filter(scrub_jobs::image_id.eq(&image_id)).count().get_result(conn)?;
     if left == 0 {
@@ -90,8 +95,10 @@ pub fn finish(conn: &mut DbConn, id: i32) -> QueryResult<Option<String>> {
 }
 
 /// The row's data could not be deleted: it stays queued for the next pass, with the error.
-pub fn release(conn: &mut DbConn, id: i32, error: &str) -> QueryResult<()> {
-    let updated = diesel::update(scrub_jobs::table.find(id))
+/// Only the claim's holder releases it; a row another scrubber took over (or finished) is
+/// left alone.
+pub fn release(conn: &mut DbConn, id: i32, worker: &str, error: &str) -> QueryResult<()> {
+    diesel::update(scrub_jobs::table.find(id).filter(scrub_jobs::claimed_by.eq(worker)))
         .set((
             scrub_jobs::claimed_by.eq(None::<String>),
             scrub_jobs::claimed_until.eq(None::<NaiveDateTime>),
@@ -99,8 +106,16 @@ pub fn release(conn: &mut DbConn, id: i32, error: &str) -> QueryResult<()> {
             scrub_jobs::last_error.eq(error),
         ))
         .execute(conn)?;
-    if updated == 0 {
-        return Err(Error::not_found(format!("Scrub job {id} not found")).into());
-    }
     Ok(())
+}
+
+/// Images left in `pending_delete` without any queued data (deleted by an older glance, or
+/// whose queue was emptied by hand) become `deleted`: nothing of theirs remains to scrub.
+pub fn settle_orphans(conn: &mut DbConn) -> QueryResult<usize> {
+    let queued = scrub_jobs::table.select(scrub_jobs::image_id);
+    let settled =
+        diesel::update(images::table.filter(images::status.eq("pending_delete")).filter(images::id.ne_all(queued)))
+            .set((images::status.eq("deleted"), images::updated_at.eq(timeutil::now())))
+            .execute(conn)?;
+    Ok(settled)
 }
