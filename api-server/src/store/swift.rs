@@ -593,23 +593,32 @@ impl SwiftStore {
             }
             gone(self.delete_object(&at, &object).await)?;
         }
-        if self.opts().multi_tenant && account.base.is_some() {
+        if self.image_container(&account, &container, &object) {
             // The image's own container: whatever an interrupted attempt left in it goes too,
-            // then the container; until Swift's listing catches up (409) the delete is retried.
+            // then the container. The data is gone by now, so a container Swift will not delete
+            // yet (its listing lags: 409) is only logged.
             for name in self.list(&at, "").await.or_else(|e| gone(Err(e)).map(|()| Vec::new()))? {
                 gone(self.delete_object(&at, &name).await)?;
             }
             let res = self.send(&account, |s| self.request(s, Method::DELETE, &container)).await?;
-            match res.status() {
-                s if s.is_success() || s == StatusCode::NOT_FOUND => {}
-                other => return Err(unavailable(format!("DELETE container {container}: {other}"))),
+            if !(res.status().is_success() || res.status() == StatusCode::NOT_FOUND) {
+                log::warn!("Swift container {container} not deleted ({}); it holds no data", res.status());
             }
         }
         if found { Ok(()) } else { Err(StoreError::NotFound(format!("Swift could not find object {object}"))) }
     }
 
+    /// Whether `container` is the multi-tenant container of image `object` alone (never a
+    /// shared one: a single-tenant container, or a location naming someone else's).
+    fn image_container(&self, account: &Account, container: &str, object: &str) -> bool {
+        let o = self.opts();
+        o.multi_tenant && account.base.is_some() && container == format!("{}_{object}", o.container)
+    }
+
     /// Multi-tenant: the read ACL of the image's container follows its visibility (everyone
     /// when public, else its member projects), and `swift_store_admin_tenants` may write.
+    /// Containers shared by several images (written before the store became multi-tenant)
+    /// are left alone: opening one would open every image in it.
     pub async fn set_acls(
         &self,
         location: &str,
@@ -620,8 +629,12 @@ impl SwiftStore {
         if !self.opts().multi_tenant {
             return Ok(());
         }
-        let (container, _) = Self::object_of(location)?;
+        let (container, object) = Self::object_of(location)?;
         let account = self.account_for(location, caller, true)?;
+        if !self.image_container(&account, &container, &object) {
+            log::warn!("Swift container {container} is not an image's own: its ACLs are left as they are");
+            return Ok(());
+        }
         let acl = |tenants: &[String]| tenants.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(",");
         let read = if public { "*:*".to_string() } else { acl(read_tenants) };
         let write = acl(&self.opts().admin_tenants);

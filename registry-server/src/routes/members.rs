@@ -69,7 +69,11 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn shared_images(member: web::Path<String>, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let shared = st.db.read(move |c| members::shared_with(c, &member)).await?;
+pub async fn shared_images(
+    member: web::Path<String>,
+    ctx: RequestContext,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let shared = st.db.read(move |c| members::shared_with(c, &ctx, &member)).await?;
     Ok(json("shared_images", &shared))
 }

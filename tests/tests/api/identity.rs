@@ -151,6 +151,17 @@ async fn anonymous_access_reads_public_images_only() {
         Some("public=True")
     );
 
+    // Whom a private image is shared with is not for anonymous callers; the member itself and
+    // the owner see it.
+    let beta = ks.token("bob", "beta").await;
+    alice.send(Method::PUT, &format!("/v1/images/{private}/members/{}", beta.project_id), &[], None).await.expect(204);
+    let shared = format!("/v1/shared-images/{}", beta.project_id);
+    let listed = |reply: super::Reply| reply.expect(200).json()["shared_images"].as_array().expect("list").len();
+    assert_eq!(listed(http.get(&shared).await), 0);
+    let bob = As { api: &http, token: beta.token };
+    assert_eq!(listed(bob.send(Method::GET, &shared, &[], None).await), 1);
+    assert_eq!(listed(alice.send(Method::GET, &shared, &[], None).await), 1);
+
     let bogus = As { api: &http, token: "gAAAAAB-not-a-token".into() };
     bogus.send(Method::GET, "/v1/images", &[], None).await.expect(401);
 }

@@ -199,3 +199,60 @@ async fn uploads_need_the_callers_account() {
     let reply = http.post_image(&refs(&headers("anonymous")), Some(data5k())).await;
     reply.expect_error(503, "multi-tenant Swift store needs the caller's Keystone token");
 }
+
+/// Images written before the store became multi-tenant stay in the service's shared container:
+/// still served, and a visibility change never opens that container (it would open every image
+/// in it).
+#[tokio::test]
+async fn legacy_single_tenant_images_keep_their_shared_container_closed() {
+    let (Some(ks), Some(swift)) = (keystone(), swift()) else { return };
+    let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+    let shared = format!("glance-legacy-{}", uuid::Uuid::new_v4().simple());
+    let (registry, multi) = cluster(&env, ks, &[("glance_store.swift_store_container", shared.as_str())]).await;
+    // The same deployment before the switch: single-tenant, one container for everyone.
+    let mut single = env.api(&registry).option("paste_deploy.flavor", "keystone");
+    for (k, v) in ks.authtoken_options() {
+        single = single.option(&k, &v);
+    }
+    for (k, v) in [
+        ("glance_store.default_store", "swift"),
+        ("glance_store.swift_store_auth_address", format!("{}/v3", ks.url).as_str()),
+        ("glance_store.swift_store_auth_version", "3"),
+        ("glance_store.swift_store_user", "service:glance"),
+        ("glance_store.swift_store_key", "glance-secret"),
+        ("glance_store.swift_store_container", shared.as_str()),
+        ("glance_store.swift_store_create_container_on_put", "True"),
+    ] {
+        single = single.option(k, v);
+    }
+    let single = single.start().await;
+    let alice_token = ks.token("alice", "alpha").await;
+    let old = Api::new(single.url());
+    let alice_before = As { api: &old, token: alice_token.token.clone() };
+    let created = alice_before.send(Method::POST, "/v1/images", &refs(&headers("old")), Some(data5k())).await;
+    let id = created.expect(201).json()["image"]["id"].as_str().expect("id").to_string();
+
+    let http = Api::new(multi.url());
+    let alice = As { api: &http, token: alice_token.token.clone() };
+    assert_eq!(alice.send(Method::GET, &format!("/v1/images/{id}"), &[], None).await.expect(200).body, data5k());
+    alice.send(Method::PUT, &format!("/v1/images/{id}"), &[("X-Image-Meta-Is-Public", "True")], None).await.expect(200);
+    // The shared container, seen by the service user that owns it: no read ACL.
+    let glance = ks.token("glance", "service").await;
+    let object = location(&registry, &ks.token("admin", "admin").await.token, &id).await;
+    let storage = reqwest::Client::new();
+    let res = storage
+        .head(format!("http://{}/v1/KEY_{}/{shared}", object_host(&swift.auth_url), glance.project_id))
+        .header("x-auth-token", &glance.token)
+        .send()
+        .await
+        .expect("Swift answers");
+    assert_eq!(res.status().as_u16(), 204, "{object}");
+    assert!(res.headers().get("x-container-read").is_none_or(|v| v.is_empty()), "{:?}", res.headers());
+    alice.send(Method::DELETE, &format!("/v1/images/{id}"), &[], None).await.expect(200);
+}
+
+/// `host:port` of a URL.
+fn object_host(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}

@@ -213,20 +213,35 @@ async fn two_scrubbers_at_once(env: TestEnv) {
     assert!(files_in(&env.dir().join("images")).is_empty());
 }
 
-/// An image left `pending_delete` with nothing queued (an older glance's delete) is settled
-/// as `deleted` by the next pass.
+/// Images left `pending_delete` with nothing queued (an older Glance's delete, whose queue was
+/// a local file): the next pass scrubs their data and marks them deleted.
 async fn pending_delete_without_queue_is_settled(env: TestEnv) {
     let c = cluster(&env, 0).await;
-    let headers = minimal_headers("legacy");
-    let created = c.http.post_image(&as_refs(&headers), None).await.expect(201).json();
-    let id = created["image"]["id"].as_str().expect("id").to_string();
     let registry = Api::new(c.registry.url());
-    let body = json!({"image": {"status": "pending_delete"}});
-    registry.send(registry.request(reqwest::Method::PUT, &format!("/images/{id}")).json(&body)).await.expect(200);
-    registry.send(registry.request(reqwest::Method::DELETE, &format!("/images/{id}"))).await.expect(200);
-    assert_eq!(status(&c.http, &id).await, pending());
+    let images = env.dir().join("images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    std::fs::write(images.join("legacy-data"), b"old bits").expect("legacy data");
+    let mut ids = Vec::new();
+    for location in [None, Some(format!("file://{}", images.join("legacy-data").display()))] {
+        let mut image = json!({"name": "legacy", "status": "active", "size": 8, "disk_format": "raw",
+            "container_format": "bare", "is_public": true});
+        if let Some(url) = location {
+            image["location_data"] = json!([{"url": url, "metadata": {}}]);
+        }
+        let created = registry.send(registry.request(reqwest::Method::POST, "/images").json(&json!({"image": image})));
+        let id = created.await.expect(200).json()["image"]["id"].as_str().expect("id").to_string();
+        // What Icehouse's API did: status pending_delete, then the registry's soft delete.
+        let body = json!({"image": {"status": "pending_delete"}});
+        registry.send(registry.request(reqwest::Method::PUT, &format!("/images/{id}")).json(&body)).await.expect(200);
+        registry.send(registry.request(reqwest::Method::DELETE, &format!("/images/{id}"))).await.expect(200);
+        assert_eq!(status(&c.http, &id).await, pending());
+        ids.push(id);
+    }
     scrub_once(&env, "settle", "").await;
-    assert_eq!(status(&c.http, &id).await, deleted());
+    for id in &ids {
+        assert_eq!(status(&c.http, id).await, deleted());
+    }
+    assert!(files_in(&images).is_empty(), "the legacy data is scrubbed: {:?}", files_in(&images));
 }
 
 glance_tests::engine_tests!(

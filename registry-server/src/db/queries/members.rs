@@ -86,17 +86,28 @@ pub fn remove(conn: &mut DbConn, ctx: &RequestContext, image_id: &str, member: &
     soft_delete(conn, row.id, timeutil::now())
 }
 
-/// Live images shared with `member`, with its `can_share`.
-pub fn shared_with(conn: &mut DbConn, member: &str) -> QueryResult<Vec<SharedImage>> {
-    let rows: Vec<(String, bool)> = image_members::table
+/// Live images shared with `member`, with its `can_share`. As Glance's registry, only admins
+/// see every membership; others see those of `member` when it is themselves, else only
+/// memberships of their own images (an anonymous caller sees none).
+pub fn shared_with(conn: &mut DbConn, ctx: &RequestContext, member: &str) -> QueryResult<Vec<SharedImage>> {
+    let caller = ctx.owner().map(str::to_string);
+    if !ctx.is_admin && caller.is_none() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, bool, Option<String>)> = image_members::table
         .inner_join(images::table)
         .filter(image_members::member.eq(member))
         .filter(image_members::deleted.eq(false))
         .filter(images::deleted.eq(false))
         .order((image_members::created_at, image_members::id))
-        .select((image_members::image_id, image_members::can_share))
+        .select((image_members::image_id, image_members::can_share, images::owner))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(image_id, can_share)| SharedImage { image_id, can_share }).collect())
+    let visible = |owner: &Option<String>| ctx.is_admin || caller.as_deref() == Some(member) || *owner == caller;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, owner)| visible(owner))
+        .map(|(image_id, can_share, _)| SharedImage { image_id, can_share })
+        .collect())
 }
 
 fn upsert(

@@ -4,7 +4,7 @@
 //! conditional UPDATE or DELETE, so concurrent scrubbers on any engine never take one row
 //! twice, and a scrubber that died only delays its rows until their lease lapses.
 
-use crate::db::schema::{images, scrub_jobs};
+use crate::db::schema::{image_locations, images, scrub_jobs};
 use crate::db::{DbConn, MultiBackend, QueryResult};
 use chrono::{Duration, NaiveDateTime};
 use diesel::expression::BoxableExpression;
@@ -109,13 +109,43 @@ pub fn release(conn: &mut DbConn, id: i32, worker: &str, error: &str) -> QueryRe
     Ok(())
 }
 
-/// Images left in `pending_delete` without any queued data (deleted by an older glance, or
-/// whose queue was emptied by hand) become `deleted`: nothing of theirs remains to scrub.
+/// Images in `pending_delete` with nothing queued (deleted by an older Glance, whose queue
+/// was a local file, or queue rows removed by hand): their soft-deleted locations that were
+/// not marked scrubbed are queued now, due at once; with none, the image becomes `deleted`.
+/// One image at a time, under its row lock, so concurrent passes cannot both act on one.
 pub fn settle_orphans(conn: &mut DbConn) -> QueryResult<usize> {
     let queued = scrub_jobs::table.select(scrub_jobs::image_id);
-    let settled =
-        diesel::update(images::table.filter(images::status.eq("pending_delete")).filter(images::id.ne_all(queued)))
-            .set((images::status.eq("deleted"), images::updated_at.eq(timeutil::now())))
-            .execute(conn)?;
-    Ok(settled)
+    let orphans: Vec<String> = images::table
+        .filter(images::status.eq("pending_delete"))
+        .filter(images::id.ne_all(queued))
+        .select(images::id)
+        .load(conn)?;
+    let now = timeutil::now();
+    for id in &orphans {
+        super::images::lock_image(conn, id)?;
+        let still_orphan = images::table
+            .filter(images::id.eq(id))
+            .filter(images::status.eq("pending_delete"))
+            .count()
+            .get_result::<i64>(conn)?
+            == 1
+            && scrub_jobs::table.filter(scrub_jobs::image_id.eq(id)).count().get_result::<i64>(conn)? == 0;
+        if !still_orphan {
+            continue;
+        }
+        let values: Vec<String> = image_locations::table
+            .filter(image_locations::image_id.eq(id))
+            .filter(image_locations::status.ne("deleted"))
+            .order(image_locations::id)
+            .select(image_locations::value)
+            .load(conn)?;
+        if values.is_empty() {
+            diesel::update(images::table.filter(images::id.eq(id)))
+                .set((images::status.eq("deleted"), images::updated_at.eq(now)))
+                .execute(conn)?;
+        } else {
+            enqueue(conn, id, &values, now)?;
+        }
+    }
+    Ok(orphans.len())
 }
