@@ -12,10 +12,11 @@ use crate::store::{StoreError, redact};
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
 use glance_common::context::{RequestContext, new_request_id};
-use glance_common::model::{ScrubClaim, ScrubJob};
+use glance_common::model::{ScrubClaim, ScrubJob, ScrubRenewal};
 use std::time::Duration;
 
-/// How long a claim holds its jobs: far longer than one batch's deletes take.
+/// How long a claim holds its jobs unless renewed; a scrubber renews its batch every third of
+/// it while deletes are in progress, so only a scrubber that stopped loses its jobs.
 const LEASE: Duration = Duration::from_secs(600);
 /// Jobs claimed per request: a few rounds of parallel deletes, far within one lease.
 const BATCH: i64 = 32;
@@ -84,10 +85,10 @@ impl Scrubber {
             let jobs = self.state.registry.claim_scrub_jobs(&ctx, &ask).await?;
             let Some(last) = jobs.last() else { break };
             after = last.id;
-            let outcomes: Vec<_> = futures_util::stream::iter(jobs.iter().map(|job| self.scrub(&ctx, job)))
+            let work = futures_util::stream::iter(jobs.iter().map(|job| self.scrub(&ctx, job)))
                 .buffer_unordered(PARALLEL_DELETES)
-                .collect()
-                .await;
+                .collect::<Vec<_>>();
+            let outcomes = self.renewing(&ctx, &jobs, work).await;
             for outcome in outcomes {
                 match outcome? {
                     Outcome::Scrubbed { image_deleted } => {
@@ -99,6 +100,27 @@ impl Scrubber {
             }
         }
         Ok(report)
+    }
+
+    /// Runs `work` on `jobs`, renewing their lease every third of it meanwhile.
+    async fn renewing<T>(&self, ctx: &RequestContext, jobs: &[ScrubJob], work: impl Future<Output = T>) -> T {
+        let renewal = ScrubRenewal {
+            worker: self.worker.clone(),
+            lease_seconds: LEASE.as_secs() as i64,
+            ids: jobs.iter().map(|j| j.id).collect(),
+        };
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + LEASE / 3, LEASE / 3);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => {
+                    if let Err(e) = self.state.registry.renew_scrub_jobs(ctx, &renewal).await {
+                        log::warn!("could not renew the lease of {} scrub jobs: {e}", renewal.ids.len());
+                    }
+                }
+            }
+        }
     }
 
     async fn scrub(&self, ctx: &RequestContext, job: &ScrubJob) -> glance_common::Result<Outcome> {

@@ -327,6 +327,15 @@ pub struct ScrubJob {
     pub attempts: i32,
 }
 
+/// A scrubber keeping its claim on `ids` for another `lease_seconds` (jobs it no longer
+/// holds are left alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubRenewal {
+    pub worker: String,
+    pub lease_seconds: i64,
+    pub ids: Vec<i32>,
+}
+
 /// A scrubber's request for due jobs: at most `limit` with ids above `after` (a pass walks
 /// the queue once), each held for `lease_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

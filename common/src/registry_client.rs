@@ -9,7 +9,8 @@ use crate::error::{Error, ErrorKind, Result, message_from_body};
 use crate::keystone::Secret;
 use crate::location_cipher::LocationCipher;
 use crate::model::{
-    Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, ScrubClaim, ScrubJob, SharedImage,
+    Grant, Image, ImagePatch, ImageSummary, Member, Membership, ReservationRequest, ScrubClaim, ScrubJob, ScrubRenewal,
+    SharedImage,
 };
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
@@ -247,6 +248,15 @@ impl RegistryClient {
             }
         }
         Ok(jobs)
+    }
+
+    /// Keeps this scrubber's claim on jobs it is still working on; returns how many it holds.
+    pub async fn renew_scrub_jobs(&self, ctx: &RequestContext, ask: &ScrubRenewal) -> Result<usize> {
+        #[derive(Deserialize)]
+        struct Body {
+            held: usize,
+        }
+        Ok(self.json::<Body>(self.request(ctx, Method::POST, "/scrub-jobs/renew").json(ask)).await?.held)
     }
 
     /// The job's data is deleted; returns the image's status afterwards.

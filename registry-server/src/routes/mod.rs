@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/shared-images/{member}").route(web::get().to(members::shared_images)))
         .service(web::resource("/scrub-jobs/claim").route(web::post().to(scrub::claim)).route(not_allowed()))
+        .service(web::resource("/scrub-jobs/renew").route(web::post().to(scrub::renew)).route(not_allowed()))
         .service(web::resource("/scrub-jobs/{job}").route(web::delete().to(scrub::finish)).route(not_allowed()))
         .service(web::resource("/scrub-jobs/{job}/release").route(web::post().to(scrub::release)).route(not_allowed()))
         .default_service(web::to(glance_common::server::not_found));

@@ -7,7 +7,7 @@ use crate::db::queries::scrub;
 use actix_web::{HttpResponse, web};
 use glance_common::Error;
 use glance_common::context::RequestContext;
-use glance_common::model::ScrubClaim;
+use glance_common::model::{ScrubClaim, ScrubRenewal};
 use serde::Deserialize;
 
 /// The longest a claim may hold rows: long enough for any single delete, short enough that a
@@ -30,6 +30,17 @@ pub async fn claim(body: web::Bytes, ctx: RequestContext, st: web::Data<AppState
     }
     let jobs = st.db.write(move |c| scrub::claim(c, &ask)).await?;
     Ok(json("jobs", &jobs))
+}
+
+/// `POST /scrub-jobs/renew`: a scrubber still at work keeps its claims.
+pub async fn renew(body: web::Bytes, ctx: RequestContext, st: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    admin_only(&ctx)?;
+    let ask: ScrubRenewal = json_body(&body, "Invalid renewal")?;
+    if ask.worker.is_empty() || !(1..=MAX_LEASE_SECONDS).contains(&ask.lease_seconds) || ask.ids.len() > 1000 {
+        return Err(Error::bad_request("Invalid renewal: a worker, 1 <= lease_seconds <= 86400, at most 1000 ids"));
+    }
+    let held = st.db.write(move |c| scrub::renew(c, &ask)).await?;
+    Ok(json("held", &held))
 }
 
 /// `DELETE /scrub-jobs/{job}`: the job's data is gone. Answers the image's status afterwards

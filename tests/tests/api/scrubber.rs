@@ -192,6 +192,28 @@ async fn crashed_scrubber_is_taken_over(env: TestEnv) {
     assert!(!stored(&env, &location).await);
 }
 
+/// A scrubber still at work renews its claims: a lease that would have lapsed is kept, and
+/// nobody else may renew or take it.
+async fn renewed_claims_are_kept(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "slow delete", vec![b'r'; 1024]).await;
+    let location = location_of(&c, &id).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    let registry = Api::new(c.registry.url());
+    let post = |path: &str, body: serde_json::Value| registry.request(reqwest::Method::POST, path).json(&body);
+    let claim = json!({"worker": "busy:1:x", "lease_seconds": 2, "limit": 10, "after": 0});
+    let jobs = registry.send(post("/scrub-jobs/claim", claim)).await.expect(200).json();
+    let job = jobs["jobs"][0]["id"].as_i64().expect("a job");
+    let renew = |worker: &str| json!({"worker": worker, "lease_seconds": 60, "ids": [job]});
+    let held = |reply: super::Reply| reply.expect(200).json()["held"].as_i64().expect("held");
+    assert_eq!(held(registry.send(post("/scrub-jobs/renew", renew("someone:2:y"))).await), 0);
+    assert_eq!(held(registry.send(post("/scrub-jobs/renew", renew("busy:1:x"))).await), 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    scrub_once(&env, "would-take-over", "").await;
+    assert_eq!(status(&c.http, &id).await, pending(), "a renewed claim is not taken over");
+    assert!(stored(&env, &location).await);
+}
+
 /// Two scrubbers at once on one queue: every location is deleted exactly once, both exit 0.
 async fn two_scrubbers_at_once(env: TestEnv) {
     let c = cluster(&env, 0).await;
@@ -245,6 +267,7 @@ async fn pending_delete_without_queue_is_settled(env: TestEnv) {
 }
 
 glance_tests::engine_tests!(
+    renewed_claims_are_kept,
     every_location_is_scrubbed,
     pending_delete_without_queue_is_settled,
     delayed_delete_then_scrub,

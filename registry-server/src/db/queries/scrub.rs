@@ -10,7 +10,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
-use glance_common::model::{ScrubClaim, ScrubJob};
+use glance_common::model::{ScrubClaim, ScrubJob, ScrubRenewal};
 use glance_common::timeutil;
 
 /// Queues every `(image_id, value)` location for deletion at `due_at`.
@@ -71,6 +71,13 @@ pub fn claim(conn: &mut DbConn, ask: &ScrubClaim) -> QueryResult<Vec<ScrubJob>> 
         .select((scrub_jobs::id, scrub_jobs::image_id, scrub_jobs::value, scrub_jobs::attempts))
         .load(conn)?;
     Ok(rows.into_iter().map(|(id, image_id, url, attempts)| ScrubJob { id, image_id, url, attempts }).collect())
+}
+
+/// Extends the lease of the rows `ask.worker` still holds; returns how many it holds.
+pub fn renew(conn: &mut DbConn, ask: &ScrubRenewal) -> QueryResult<usize> {
+    let until = timeutil::now() + Duration::seconds(ask.lease_seconds);
+    let held = scrub_jobs::table.filter(scrub_jobs::id.eq_any(&ask.ids)).filter(scrub_jobs::claimed_by.eq(&ask.worker));
+    Ok(diesel::update(held).set(scrub_jobs::claimed_until.eq(until)).execute(conn)?)
 }
 
 /// The row's data is gone: drops the row and, with the image's last one, marks the image
