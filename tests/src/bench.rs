@@ -124,3 +124,20 @@ pub async fn download(http: &reqwest::Client, base: &str, id: &str) -> u64 {
     }
     received
 }
+
+/// A registry and an API on `env` that log warnings only (the bench's own I/O stays out of the
+/// figures), the API with `api_options` too.
+pub async fn quiet_installation(env: &crate::TestEnv, api_options: &[(&str, &str)]) -> (crate::Server, crate::Server) {
+    let quiet = [("DEFAULT.debug", "False"), ("DEFAULT.verbose", "False")];
+    let mut registry = env.registry();
+    for (k, v) in quiet {
+        registry = registry.option(k, v);
+    }
+    let registry = registry.start().await;
+    let mut api = env.api(&registry);
+    for (k, v) in quiet.iter().chain(api_options) {
+        api = api.option(k, v);
+    }
+    let api = api.start().await;
+    (registry, api)
+}

@@ -7,7 +7,7 @@
 
 use clap::Parser;
 use glance_tests::TestEnv;
-use glance_tests::bench::{download, peak_rss_mib, upload};
+use glance_tests::bench::{download, peak_rss_mib, quiet_installation, upload};
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -39,17 +39,7 @@ async fn main() {
             other => panic!("unknown store {other}: file, swift or s3"),
         };
         let Some(env) = env else { continue };
-        let quiet = [("DEFAULT.debug", "False"), ("DEFAULT.verbose", "False")];
-        let mut registry = env.registry();
-        for (k, v) in quiet {
-            registry = registry.option(k, v);
-        }
-        let registry = registry.start().await;
-        let mut api = env.api(&registry);
-        for (k, v) in quiet {
-            api = api.option(k, v);
-        }
-        let api = api.start().await;
+        let (registry, api) = quiet_installation(&env, &[]).await;
         let base = api.url();
         let started = Instant::now();
         let id = upload(&http, &base, "store-bench", args.mib).await.expect("upload");

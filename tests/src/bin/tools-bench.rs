@@ -5,7 +5,7 @@
 //! Run through `scripts/bench-tools.sh`, which builds the release binaries.
 
 use clap::Parser;
-use glance_tests::bench::upload;
+use glance_tests::bench::{quiet_installation as installation, upload};
 use glance_tests::{Engine, Server, TestEnv, bin_path};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,22 +18,6 @@ struct Args {
     /// Images deleted before the scrubber's pass.
     #[arg(long, default_value_t = 1000)]
     scrub_images: usize,
-}
-
-/// A registry and an API, quiet.
-async fn installation(env: &TestEnv, api_options: &[(&str, &str)]) -> (Server, Server) {
-    let quiet = [("DEFAULT.debug", "False"), ("DEFAULT.verbose", "False")];
-    let mut registry = env.registry();
-    for (k, v) in quiet {
-        registry = registry.option(k, v);
-    }
-    let registry = registry.start().await;
-    let mut api = env.api(&registry);
-    for (k, v) in quiet.iter().chain(api_options) {
-        api = api.option(k, v);
-    }
-    let api = api.start().await;
-    (registry, api)
 }
 
 /// Runs a command to its end: (seconds, peak RSS in MiB, from /usr/bin/time).
