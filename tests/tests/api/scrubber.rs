@@ -214,6 +214,42 @@ async fn renewed_claims_are_kept(env: TestEnv) {
     assert!(stored(&env, &location).await);
 }
 
+/// An image deleted while its data is still uploading: the DELETE wins (no data yet, so the
+/// image is `deleted` at once), the upload is refused when it ends (412) and its data removed;
+/// nothing is queued and nothing is left.
+async fn delete_during_upload_leaves_nothing(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let created = c.http.post_image(&as_refs(&minimal_headers("racing")), None).await.expect(201).json();
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let request = c
+        .http
+        .request(reqwest::Method::PUT, &format!("/v1/images/{id}"))
+        .header("Content-Type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body));
+    let uploading = tokio::spawn({
+        let http = c.http.clone();
+        async move { http.send(request).await }
+    });
+    tx.send(Ok(bytes::Bytes::from(vec![b'u'; 64 * 1024]))).await.expect("first chunk");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&c.http, &id).await.0 != "saving" {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    assert_eq!(status(&c.http, &id).await, deleted());
+    tx.send(Ok(bytes::Bytes::from(vec![b'u'; 64 * 1024]))).await.expect("last chunk");
+    drop(tx);
+    let reply = uploading.await.expect("join");
+    assert_eq!(reply.status.as_u16(), 412, "{}", reply.text());
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(files_in(&env.dir().join("images")).is_empty(), "{:?}", files_in(&env.dir().join("images")));
+    scrub_once(&env, "after-race", "").await;
+    assert!(!scrubber_log(&env, "after-race").contains(&id), "nothing was queued for {id}");
+}
+
 /// Two scrubbers at once on one queue: every location is deleted exactly once, both exit 0.
 async fn two_scrubbers_at_once(env: TestEnv) {
     let c = cluster(&env, 0).await;
@@ -267,6 +303,7 @@ async fn pending_delete_without_queue_is_settled(env: TestEnv) {
 }
 
 glance_tests::engine_tests!(
+    delete_during_upload_leaves_nothing,
     renewed_claims_are_kept,
     every_location_is_scrubbed,
     pending_delete_without_queue_is_settled,
