@@ -301,6 +301,23 @@ pub struct CatalogEndpoint {
     pub url: String,
 }
 
+/// The URL of `service_type` at `interface` (in `region` if given) in a catalog.
+pub fn find_endpoint<'a>(
+    catalog: &'a [CatalogEndpoint],
+    service_type: &str,
+    interface: &str,
+    region: Option<&str>,
+) -> Option<&'a str> {
+    catalog
+        .iter()
+        .find(|e| {
+            e.service_type == service_type
+                && e.interface == interface
+                && region.is_none_or(|r| e.region.as_deref() == Some(r))
+        })
+        .map(|e| e.url.as_str())
+}
+
 /// A service catalog in Keystone v3 shape (`endpoints: [{interface, region_id, url}]`) or in
 /// the v2 shape keystonemiddleware puts in `X-Service-Catalog` (`publicURL`, `internalURL`...).
 /// Anything else yields no endpoints.

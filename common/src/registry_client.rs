@@ -95,16 +95,16 @@ impl RegistryClient {
     /// key) stays as stored: metadata keeps working, and the data is unreachable (502 on
     /// download) rather than fetched from a wrong URL; the failure is logged.
     fn opened(&self, mut image: Image) -> Image {
-        if let Some(cipher) = &self.cipher {
-            let open = |value: &mut String| {
-                if let Ok(plain) = cipher.decrypt(value) {
-                    *value = plain;
-                }
-            };
-            image.location.iter_mut().for_each(open);
-            image.location_data.iter_mut().for_each(|data| open(&mut data.url));
-        }
+        image.location.iter_mut().for_each(|value| self.open(value));
+        image.location_data.iter_mut().for_each(|data| self.open(&mut data.url));
         image
+    }
+
+    /// One location readable again (see [`Self::opened`]).
+    fn open(&self, value: &mut String) {
+        if let Some(plain) = self.cipher.as_ref().and_then(|cipher| cipher.decrypt(value).ok()) {
+            *value = plain;
+        }
     }
 
     /// Sends `registry_shared_secret` with every request (registries that demand it refuse
@@ -240,13 +240,7 @@ impl RegistryClient {
         }
         let body: Body = self.json(self.request(ctx, Method::POST, "/scrub-jobs/claim").json(ask)).await?;
         let mut jobs = body.jobs;
-        if let Some(cipher) = &self.cipher {
-            for job in &mut jobs {
-                if let Ok(plain) = cipher.decrypt(&job.url) {
-                    job.url = plain;
-                }
-            }
-        }
+        jobs.iter_mut().for_each(|job| self.open(&mut job.url));
         Ok(jobs)
     }
 

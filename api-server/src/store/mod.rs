@@ -227,14 +227,7 @@ impl Caller {
 
     /// The caller's URL of `service_type` at `interface` (in `region` if given).
     pub fn endpoint(&self, service_type: &str, interface: &str, region: Option<&str>) -> Option<&str> {
-        self.catalog
-            .iter()
-            .find(|e| {
-                e.service_type == service_type
-                    && e.interface == interface
-                    && region.is_none_or(|r| e.region.as_deref() == Some(r))
-            })
-            .map(|e| e.url.as_str())
+        glance_common::context::find_endpoint(&self.catalog, service_type, interface, region)
     }
 }
 

@@ -299,20 +299,13 @@ impl SwiftStore {
             .map(str::to_string)
             .ok_or_else(|| unavailable("Keystone answered without a token"))?;
         let doc: serde_json::Value = res.json().await.map_err(unavailable)?;
-        let storage_url = doc["token"]["catalog"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|service| service["type"] == o.service_type.as_str())
-            .flat_map(|service| service["endpoints"].as_array().cloned().unwrap_or_default())
-            .find(|e| {
-                e["interface"] == o.interface.as_str()
-                    && o.region.as_deref().is_none_or(|r| e["region"] == r || e["region_id"] == r)
-            })
-            .and_then(|e| e["url"].as_str().map(str::to_string))
-            .ok_or_else(|| {
-                unavailable(format!("no {} endpoint of type {} in the catalog", o.interface, o.service_type))
-            })?;
+        let catalog = glance_common::context::parse_catalog(&doc["token"]["catalog"]);
+        let storage_url =
+            glance_common::context::find_endpoint(&catalog, &o.service_type, &o.interface, o.region.as_deref())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    unavailable(format!("no {} endpoint of type {} in the catalog", o.interface, o.service_type))
+                })?;
         Ok(Session { token: Secret(token), storage_url })
     }
 
