@@ -178,8 +178,11 @@ async fn corrupt_store_data_is_not_cached(driver: &'static str) {
     let id = add_image(&c.http, "Image1").await;
     std::fs::write(env.dir().join("images").join(&id), vec![b'#'; FIVE_KB]).expect("corrupt the store's copy");
     let client = reqwest::Client::new();
-    let res = client.get(format!("{}/v1/images/{id}", c.http.base)).send().await.expect("answer");
-    if let Ok(body) = res.bytes().await {
+    // The server cuts the answer off: before its head when the image fits in one chunk (the
+    // client sees an incomplete message), or part-way through the body.
+    if let Ok(res) = client.get(format!("{}/v1/images/{id}", c.http.base)).send().await
+        && let Ok(body) = res.bytes().await
+    {
         assert!(body.len() < FIVE_KB, "corrupt data was served whole");
     }
     assert!(!dir.join(&id).exists(), "corrupt data was cached");
