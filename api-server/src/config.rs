@@ -307,6 +307,7 @@ impl ApiConfig {
         let stores = crate::store::swift::KEYS
             .iter()
             .chain(crate::store::s3::KEYS)
+            .chain([crate::store::stall::KEY].iter())
             .flat_map(|k| [("default", *k), ("glance_store", *k)]);
         let known: Vec<(&str, &str)> =
             KEYS.iter().chain(SERVER_KEYS).chain(glance_common::keystone::KEYS).copied().chain(stores).collect();

@@ -52,12 +52,8 @@ impl AppState {
                     .transpose()
                     .map_err(std::io::Error::other)?,
             );
-        let fs = store::fs::FsStore::new(&config.filesystem_store_datadir).map_err(|e| {
-            std::io::Error::other(format!(
-                "filesystem_store_datadir {}: {e}",
-                config.filesystem_store_datadir.display()
-            ))
-        })?;
+        // Created by glance-api at start-up (`run`), not by the tools that share this state.
+        let fs = store::fs::FsStore::existing(&config.filesystem_store_datadir);
         // User-supplied URLs must not reach the registry (it trusts API nodes) or this API.
         let denied = store::http::Denied {
             endpoints: vec![
@@ -100,6 +96,9 @@ impl AppState {
 
 /// Serves the API until SIGTERM.
 pub async fn run(config: ApiConfig, role: Role) -> std::io::Result<()> {
+    std::fs::create_dir_all(&config.filesystem_store_datadir).map_err(|e| {
+        std::io::Error::other(format!("filesystem_store_datadir {}: {e}", config.filesystem_store_datadir.display()))
+    })?;
     let state = AppState::new(config.clone())?;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let admin_rule: Arc<dyn AdminRule> = Arc::new(state.policy.clone());

@@ -31,6 +31,9 @@ pub struct ScrubberOptions {
     /// Scrub every `wakeup_time` until SIGTERM instead of once.
     pub daemon: bool,
     pub wakeup_time: Duration,
+    /// `cleanup_scrubber` with `cleanup_scrubber_time`: also scrub images left `pending_delete`
+    /// with nothing queued (an older Glance's delete) once deleted that long ago.
+    pub cleanup_after: Option<Duration>,
 }
 
 impl ScrubberOptions {
@@ -39,6 +42,10 @@ impl ScrubberOptions {
         Ok(Self {
             daemon: raw.bool(d, "daemon", false)?,
             wakeup_time: Duration::from_secs(raw.get(d, "wakeup_time", 300)?),
+            cleanup_after: raw
+                .bool(d, "cleanup_scrubber", false)?
+                .then(|| raw.get(d, "cleanup_scrubber_time", 86400).map(Duration::from_secs))
+                .transpose()?,
         })
     }
 }
@@ -58,14 +65,15 @@ pub struct Scrubber {
     state: AppState,
     worker: String,
     identity: crate::tools::ServiceIdentity,
+    cleanup_after: Option<Duration>,
 }
 
 impl Scrubber {
-    pub fn new(state: AppState) -> Result<Self, String> {
+    pub fn new(state: AppState, options: &ScrubberOptions) -> Result<Self, String> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
         let worker = format!("{}:{}:{}", host.trim(), std::process::id(), &new_request_id()[4..12]);
         let identity = crate::tools::ServiceIdentity::new(&state.config)?;
-        Ok(Self { state, worker, identity })
+        Ok(Self { state, worker, identity, cleanup_after: options.cleanup_after })
     }
 
     /// The name this scrubber claims jobs under.
@@ -80,8 +88,13 @@ impl Scrubber {
         let mut report = PassReport::default();
         let mut after = 0;
         loop {
-            let ask =
-                ScrubClaim { worker: self.worker.clone(), lease_seconds: LEASE.as_secs() as i64, limit: BATCH, after };
+            let ask = ScrubClaim {
+                worker: self.worker.clone(),
+                lease_seconds: LEASE.as_secs() as i64,
+                limit: BATCH,
+                after,
+                cleanup_after_seconds: self.cleanup_after.map(|age| age.as_secs().min(i64::MAX as u64) as i64),
+            };
             let jobs = self.state.registry.claim_scrub_jobs(&ctx, &ask).await?;
             let Some(last) = jobs.last() else { break };
             after = last.id;

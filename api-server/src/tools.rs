@@ -75,25 +75,30 @@ where
     }
 }
 
-/// Who a tool is to the registry: the service's admin context, carrying the service user's
-/// token (`[keystone_authtoken]`) when the services use Keystone, so that a keystone-flavored
-/// registry admits it (a `registry_shared_secret` is sent by the registry client anyway).
+/// Who a tool is to the registry: the service's admin, in whichever form the registry's
+/// flavor reads it — `admin_role` as its role (`trusted-auth`), `glance:none:<admin_role>` as
+/// its token (`fakeauth`), or the service user's token (`[keystone_authtoken]`, renewed before
+/// it expires) when the services use Keystone. A `registry_shared_secret` is sent by the
+/// registry client anyway.
 pub struct ServiceIdentity {
     keystone: Option<glance_common::keystone::TokenValidator>,
+    admin_role: String,
 }
 
 impl ServiceIdentity {
     pub fn new(config: &ApiConfig) -> Result<Self, String> {
         let keystone = config.auth.keystone.clone().map(glance_common::keystone::TokenValidator::new).transpose()?;
-        Ok(Self { keystone })
+        Ok(Self { keystone, admin_role: config.auth.admin_role.clone() })
     }
 
-    /// A fresh admin context (the token is renewed before it expires).
+    /// A fresh admin context.
     pub async fn context(&self) -> glance_common::Result<glance_common::context::RequestContext> {
         let mut ctx = glance_common::context::RequestContext::admin(glance_common::context::new_request_id());
-        if let Some(keystone) = &self.keystone {
-            ctx.auth_token = Some(keystone.service_token(false).await?.0);
-        }
+        ctx.roles = vec![self.admin_role.clone()];
+        ctx.auth_token = Some(match &self.keystone {
+            Some(keystone) => keystone.service_token(false).await?.0,
+            None => format!("glance:none:{}", self.admin_role),
+        });
         Ok(ctx)
     }
 }

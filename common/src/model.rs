@@ -344,4 +344,8 @@ pub struct ScrubClaim {
     pub lease_seconds: i64,
     pub limit: i64,
     pub after: i32,
+    /// `cleanup_scrubber`: also queue images left `pending_delete` with nothing queued once
+    /// they were deleted this many seconds ago (`cleanup_scrubber_time`); `None` leaves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_after_seconds: Option<i64>,
 }

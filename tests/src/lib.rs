@@ -59,6 +59,27 @@ impl TestEnv {
         self.dir.path()
     }
 
+    /// Everything the environment's store holds: files (and staging files) in the images
+    /// directory, and the objects, segments and multipart parts of its Swift container or
+    /// S3 bucket.
+    pub async fn stored_objects(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir().join("images"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let option = |key: &str| self.api_defaults.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let containers = match (option("glance_store.swift_store_container"), option("glance_store.s3_store_bucket")) {
+            (Some(container), _) => vec![container],
+            (None, Some(bucket)) => vec![format!("{bucket}+segments"), bucket],
+            (None, None) => Vec::new(),
+        };
+        if let (false, Some(swift)) = (containers.is_empty(), swift::swift()) {
+            for container in containers {
+                names.extend(swift.list(&container, "").await.into_iter().map(|n| format!("{container}/{n}")));
+            }
+        }
+        names
+    }
+
     /// A registry on this environment's database; adjust with [`RegistryBuilder`] methods.
     pub fn registry(&self) -> RegistryBuilder<'_> {
         RegistryBuilder { env: self, options: BTreeMap::new(), sql_connection: None }

@@ -44,6 +44,23 @@ impl Swift {
         (header("x-auth-token"), header("x-storage-url"))
     }
 
+    /// Object names in `container` starting with `prefix` (none if it does not exist).
+    pub async fn list(&self, container: &str, prefix: &str) -> Vec<String> {
+        let (token, url) = self.login().await;
+        let res = reqwest::Client::new()
+            .get(format!("{url}/{container}"))
+            .query(&[("format", "json"), ("prefix", prefix)])
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .expect("list");
+        if res.status() == 404 {
+            return Vec::new();
+        }
+        let names: Vec<serde_json::Value> = res.json().await.expect("listing");
+        names.iter().map(|o| o["name"].as_str().expect("name").to_string()).collect()
+    }
+
     /// glance-api options for an S3 store (Swift's S3 API) in `bucket` (created on first upload).
     pub fn s3_store_options(&self, bucket: &str) -> Vec<(String, String)> {
         [

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 
 async fn run(config: ApiConfig, options: ScrubberOptions) -> Result<(), String> {
     let state = glance_api::AppState::new(config).map_err(|e| e.to_string())?;
-    let scrubber = Scrubber::new(state)?;
+    let scrubber = Scrubber::new(state, &options)?;
     log::debug!("glance-scrubber {} starting (daemon: {})", scrubber.worker(), options.daemon);
     if !options.daemon {
         let report = scrubber.run_once().await.map_err(|e| e.to_string())?;

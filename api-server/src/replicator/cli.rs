@@ -31,8 +31,8 @@ pub const DEFAULT_DONTREPLICATE: &str = "created_at date deleted_at location upd
     disable_help_subcommand = true
 )]
 pub struct Args {
-    /// Amount of data to transfer per HTTP write.
-    #[arg(short, long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Amount of data to transfer per HTTP write (at most 64 MiB: it is a buffer's size).
+    #[arg(short, long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=64 << 20))]
     pub chunksize: u32,
     /// Print debugging information.
     #[arg(short, long)]
@@ -325,5 +325,6 @@ mod tests {
         assert_eq!(parsed.dontreplicate(), ["a", "b"]);
         assert!(Args::try_parse_from(["glance-replicator", "-c", "0", "size"]).is_err());
         assert!(Args::try_parse_from(["glance-replicator", "-c", "big", "size"]).is_err());
+        assert!(Args::try_parse_from(["glance-replicator", "-c", "4294967295", "size"]).is_err());
     }
 }

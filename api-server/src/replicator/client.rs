@@ -61,6 +61,8 @@ impl HttpImageService {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(600))
+            // Glance's replicator does not follow redirects, and the token must not either.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Invalid(format!("cannot build the HTTP client: {}", chain(&e))))?;
         Ok(Self { server: server.to_string(), base, token, http })
@@ -96,7 +98,8 @@ impl HttpImageService {
         let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
         log::debug!("Response: {status} {:?}", Shown(response.headers()));
-        if status.is_client_error() || status.is_server_error() {
+        // Anything but 2xx (a redirect included) is the server saying no.
+        if !status.is_success() {
             let body = self.answer(response).await.unwrap_or_default();
             let body = String::from_utf8_lossy(&body).split_whitespace().collect::<Vec<_>>().join(" ");
             return Err(Error::from_status(&self.server, status.as_u16(), body));
@@ -161,7 +164,7 @@ impl ImageService for HttpImageService {
         let listing: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Error::Invalid(format!("{}: the image list is not JSON: {e}", self.server)))?;
         let Some(images) = listing.get("images").and_then(|i| i.as_array()) else {
-            return Ok(Vec::new());
+            return Err(Error::Invalid(format!("{}: the answer to the image list has no \"images\"", self.server)));
         };
         images
             .iter()
@@ -373,8 +376,10 @@ mod tests {
         let fake = Fake::default();
         let (c, server) = fake.start().await;
         let id = "5dcddce0-cba5-4f18-9cf4-9853c7b207a6";
-        for (code, kind) in [(400, "server"), (401, "auth"), (403, "auth"), (409, "present"), (500, "server")] {
-            fake.prime("GET", &format!("/v1/images/{id}"), code, &[], b"");
+        // A redirect is not followed (the token stays with the server it was meant for).
+        let cases = [(302, "server"), (400, "server"), (401, "auth"), (403, "auth"), (409, "present"), (500, "server")];
+        for (code, kind) in cases {
+            fake.prime("GET", &format!("/v1/images/{id}"), code, &[("location", "http://127.0.0.1:9/elsewhere")], b"");
             let got = match c.image_data(id).await {
                 Err(Error::ServerError { .. }) => "server",
                 Err(Error::Authentication { .. }) => "auth",
@@ -408,6 +413,9 @@ mod tests {
         let last = meta::id(&first[1]).expect("id").to_string();
         assert!(c.image_page(Some(&last)).await.expect("page 2").is_empty());
         assert_eq!(fake.count(), 2);
+        // JSON that is not an image list is an error, not an empty installation.
+        fake.prime("GET", "/v1/images/detail?is_public=None", 200, &[], br#"{"versions": []}"#);
+        assert!(matches!(c.image_page(None).await, Err(Error::Invalid(_))));
         server.stop(true).await;
     }
 

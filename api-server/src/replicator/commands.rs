@@ -99,7 +99,8 @@ pub(crate) async fn dump(
         log::info!("... storing");
         if meta::is_active(&image) && !options.metaonly {
             log::info!("... image is active");
-            let data = client.image_data(&id).await?;
+            // Nothing is written for an image without data: a later dump tries it again.
+            let Some(data) = data_or_skip(client, &id).await? else { continue };
             let body = progress.track(&id, data.length, data.body);
             let written =
                 write_data(&dir.join(format!("{id}.img")), ImageData { body, ..data }, options.chunksize).await;
@@ -111,6 +112,20 @@ pub(crate) async fn dump(
         dumped.push(id);
     }
     Ok(dumped)
+}
+
+/// The image's bits, or `None` (with a warning) when the server answers 404 for them: the
+/// image was deleted since the listing, or its data is gone. One such image does not end
+/// the run.
+async fn data_or_skip(client: &impl ImageService, id: &str) -> Result<Option<ImageData>, Error> {
+    match client.image_data(id).await {
+        Ok(data) => Ok(Some(data)),
+        Err(Error::ServerError { status: 404, server, .. }) => {
+            log::warn!("Skipping image {id}: {server} has no data for it (404)");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn write_data(path: &Path, data: ImageData, chunksize: usize) -> Result<(), Error> {
@@ -312,7 +327,7 @@ pub(crate) async fn livecopy(
             if options.metaonly {
                 continue;
             }
-            let data = master.image_data(&id).await?;
+            let Some(data) = data_or_skip(master, &id).await? else { continue };
             let body = progress.track(&id, data.length, data.body);
             if add_image(slave, &image, ImageData { body, ..data }, &id, progress).await? {
                 updated.push(id);
@@ -543,6 +558,11 @@ mod tests {
             if meta::id(&cimg) == Some("f4da1d2a-40e8-4710-b3aa-0222a4cc887b") {
                 cimg.insert("dontrepl".into(), "thisisyetmoreextra".into());
             }
+            // The same on an active image (the deleted one above is never updated here): a
+            // difference only in a field not replicated is no difference.
+            if meta::id(&cimg) == Some("37ff82db-afca-48c7-ae0b-ddc7cf83e3db") {
+                cimg.insert("dontrepl".into(), "changed where it is not replicated".into());
+            }
             write_image(&cimg, Some("kjdhfkjshdfkjhsdkfd"));
         }
         // And an image which isn't on the destination at all.
@@ -562,6 +582,7 @@ mod tests {
         let updated = load(&client, tempdir.path(), &options(), &Progress::hidden()).await.expect("load");
         assert!(updated.contains(&"5dcddce0-cba5-4f18-9cf4-9853c7b207a6".to_string()));
         assert!(!updated.contains(&"f4da1d2a-40e8-4710-b3aa-0222a4cc887b".to_string()));
+        assert!(!updated.contains(&"37ff82db-afca-48c7-ae0b-ddc7cf83e3db".to_string()));
         assert!(updated.contains(&new_id));
         assert!(!updated.contains(&new_id_missing_data));
         let calls = client.calls.borrow();
@@ -594,6 +615,45 @@ mod tests {
         assert_eq!(differences.get("15648dd7-8dd0-401c-bd51-550e1ba9a088"), Some(&Difference::Missing));
         assert_eq!(differences.get("37ff82db-afca-48c7-ae0b-ddc7cf83e3db"), Some(&Difference::Diff));
         assert_eq!(differences.len(), 2, "{differences:?}");
+    }
+
+    /// A 404 for one image's data (deleted since the listing) skips it; the rest goes on.
+    #[tokio::test]
+    async fn images_without_data_are_skipped() {
+        struct Gone(FakeImageService);
+        impl ImageService for Gone {
+            async fn image_page(&self, marker: Option<&str>) -> Result<Vec<Meta>, Error> {
+                self.0.image_page(marker).await
+            }
+            async fn image_meta(&self, id: &str) -> Result<Meta, Error> {
+                self.0.image_meta(id).await
+            }
+            async fn image_data(&self, id: &str) -> Result<ImageData, Error> {
+                match id {
+                    "5dcddce0-cba5-4f18-9cf4-9853c7b207a6" | "15648dd7-8dd0-401c-bd51-550e1ba9a088" => {
+                        Err(Error::from_status("master:9292", 404, "gone".into()))
+                    }
+                    _ => self.0.image_data(id).await,
+                }
+            }
+            async fn add_image(&self, meta: &Meta, data: ImageData) -> Result<(Meta, Bytes), Error> {
+                self.0.add_image(meta, data).await
+            }
+            async fn add_image_meta(&self, meta: &Meta) -> Result<(Meta, Bytes), Error> {
+                self.0.add_image_meta(meta).await
+            }
+        }
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let master = Gone(FakeImageService::new("mastertoken"));
+        let dumped = dump(&master, tempdir.path(), &options(), &Progress::hidden()).await.expect("dump");
+        assert!(!dumped.contains(&"5dcddce0-cba5-4f18-9cf4-9853c7b207a6".to_string()), "{dumped:?}");
+        assert!(dumped.contains(&"37ff82db-afca-48c7-ae0b-ddc7cf83e3db".to_string()), "{dumped:?}");
+        assert!(!tempdir.path().join("5dcddce0-cba5-4f18-9cf4-9853c7b207a6").exists(), "a later dump retries it");
+
+        let master = Gone(FakeImageService::new("livemastertoken"));
+        let slave = FakeImageService::new("liveslavetoken");
+        let updated = livecopy(&master, &slave, &options(), &Progress::hidden()).await.expect("livecopy");
+        assert_eq!(updated, ["37ff82db-afca-48c7-ae0b-ddc7cf83e3db"]);
     }
 
     #[tokio::test]

@@ -137,9 +137,10 @@ pub fn id(meta: &Meta) -> Option<&str> {
 }
 
 /// Glance's `_check_upload_response_headers`: an upload went through if the response has a
-/// status header or a JSON body.
+/// status header or a JSON body with the image's status.
 pub fn check_upload_response(headers: &Meta, body: &[u8]) -> Result<(), Error> {
-    if headers.contains_key("status") || serde_json::from_slice::<Value>(body).is_ok() {
+    let has_status = |doc: Value| doc.get("image").is_some_and(|image| image.get("status").is_some());
+    if headers.contains_key("status") || serde_json::from_slice::<Value>(body).is_ok_and(has_status) {
         return Ok(());
     }
     Err(Error::Upload(String::from_utf8_lossy(body).trim().to_string()))
@@ -257,5 +258,9 @@ mod tests {
         assert!(matches!(err, Error::Upload(_)));
         let err = check_upload_response(&Meta::new(), b"<html>oops</html>").expect_err("not JSON");
         assert_eq!(err.to_string(), "Image upload problem: <html>oops</html>");
+        for other in [json!({}), json!({"images": []}), json!({"image": {"id": "x"}}), json!([1])] {
+            let err = check_upload_response(&Meta::new(), other.to_string().as_bytes()).expect_err("no image status");
+            assert!(matches!(err, Error::Upload(_)), "{other}");
+        }
     }
 }

@@ -21,11 +21,17 @@ const CHUNK: usize = 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
 
 impl FsStore {
-    /// A store in `dir`, created if missing.
+    /// A store in `dir`, created if missing (glance-api, which writes there).
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
         Ok(Self { dir })
+    }
+
+    /// A store in `dir` as it is (the tools): where `dir` does not exist, this node does not
+    /// see the store, which is not the same as the store not holding an image.
+    pub fn existing(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -118,9 +124,19 @@ impl FsStore {
         tokio::fs::metadata(&path).await.map(|m| m.len()).map_err(|e| not_found(&path, e))
     }
 
+    /// Deletes the file. Without the store's directory nothing can be told about it (the
+    /// wrong node, a share not mounted): unavailable, never "already gone".
     pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
         let path = self.path_of(location)?;
-        tokio::fs::remove_file(&path).await.map_err(|e| not_found(&path, e))
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() == ErrorKind::NotFound && !tokio::fs::try_exists(&self.dir).await.unwrap_or(false) => {
+                Err(StoreError::Unavailable(format!(
+                    "The file store's directory {} does not exist on this node",
+                    self.dir.display()
+                )))
+            }
+            done => done.map_err(|e| not_found(&path, e)),
+        }
     }
 }
 

@@ -7,8 +7,9 @@
 //! metadata services live at 169.254.169.254). Names are checked by the DNS resolver, on every
 //! lookup including redirects; literal addresses are checked by the URL and redirect checks.
 
-use super::{Download, StoreError};
-use futures_util::TryStreamExt;
+use super::{Download, StoreError, stall};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +93,6 @@ impl HttpStore {
             }))
             .dns_resolver(Arc::new(FilteringResolver(denied.clone())))
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(Self { client, denied })
@@ -138,17 +138,25 @@ impl HttpStore {
             Some(range) => request.header(reqwest::header::RANGE, range.header()),
             None => request,
         };
-        let response = request.send().await.map_err(|e| unreachable(uri, e))?;
+        let response = answer(uri, request).await?;
         check_status(uri, response.status())?;
+        let partial = response.status() == reqwest::StatusCode::PARTIAL_CONTENT;
         let size = response.content_length();
-        let body = response.bytes_stream().map_err(std::io::Error::other);
-        Ok(Download { body: Box::pin(body), size })
+        let body = stall::quiet_limited(response.bytes_stream().map_err(std::io::Error::other), TIMEOUT);
+        match range {
+            // A server that ignores Range sends the whole object: cut the range out of it.
+            Some(range) if !partial => {
+                let wanted = range.end.map(|end| end.saturating_sub(range.start));
+                Ok(Download { body: Box::pin(cut(body, range)), size: wanted })
+            }
+            _ => Ok(Download { body: Box::pin(body), size }),
+        }
     }
 
     /// The size the server announces for `uri` (HEAD); 0 when it does not say.
     pub async fn size(&self, uri: &str) -> Result<u64, StoreError> {
         self.check(uri).await?;
-        let response = self.client.head(uri).send().await.map_err(|e| unreachable(uri, e))?;
+        let response = answer(uri, self.client.head(uri)).await?;
         check_status(uri, response.status())?;
         Ok(response
             .headers()
@@ -156,6 +164,46 @@ impl HttpStore {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(0))
     }
+}
+
+/// Bytes `range.start..range.end` of a whole object's `body`; reading stops at `end`.
+fn cut<S>(body: S, range: super::ByteRange) -> impl Stream<Item = std::io::Result<Bytes>>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    futures_util::stream::unfold((body, 0u64), move |(mut body, mut offset)| async move {
+        loop {
+            if range.end.is_some_and(|end| offset >= end) {
+                return None;
+            }
+            let mut chunk = match body.next().await? {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(e), (body, u64::MAX))),
+            };
+            let at = offset;
+            offset += chunk.len() as u64;
+            let len = chunk.len() as u64;
+            let to = range.end.map_or(len, |end| end.saturating_sub(at).min(len)) as usize;
+            let from = (range.start.saturating_sub(at).min(len) as usize).min(to);
+            chunk.truncate(to);
+            let kept = chunk.split_off(from);
+            if !kept.is_empty() {
+                return Some((Ok(kept), (body, offset)));
+            }
+        }
+    })
+}
+
+/// How long an external source may keep us waiting for its answer or its next bytes.
+const TIMEOUT: Duration = stall::DEFAULT_TIMEOUT;
+
+async fn answer(uri: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, StoreError> {
+    let sent = async { request.send().await.map_err(|e| unreachable(uri, e)) };
+    stall::within(TIMEOUT, sent, || {
+        log::info!("external source {} did not answer within {} s", super::redact(uri), TIMEOUT.as_secs());
+        StoreError::BadLocation("Could not reach the external source.".into())
+    })
+    .await
 }
 
 fn check_status(uri: &str, status: reqwest::StatusCode) -> Result<(), StoreError> {
@@ -200,6 +248,19 @@ mod tests {
         }
         for allowed in ["http://127.0.0.1:8080/images/x", "https://example.com/cirros.img", "http://10.0.0.5/img"] {
             assert!(store.check(allowed).await.is_ok(), "{allowed} was refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_range_is_cut_from_a_whole_body() {
+        let data: Vec<u8> = (0..=255).collect();
+        let body =
+            || futures_util::stream::iter(data.chunks(7).map(|c| Ok(Bytes::copy_from_slice(c))).collect::<Vec<_>>());
+        for (start, end) in [(0, Some(1)), (3, Some(20)), (7, Some(14)), (250, None), (0, None), (100, Some(300))] {
+            let range = super::super::ByteRange { start, end };
+            let got: Vec<Bytes> = cut(body(), range).try_collect().await.expect("cut");
+            let want = &data[start as usize..end.map_or(data.len(), |e| (e as usize).min(data.len()))];
+            assert_eq!(got.concat(), want, "{start}..{end:?}");
         }
     }
 }

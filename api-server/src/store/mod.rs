@@ -8,6 +8,7 @@
 pub mod fs;
 pub mod http;
 pub mod s3;
+pub mod stall;
 pub mod swift;
 
 use bytes::Bytes;
@@ -399,12 +400,41 @@ impl Stores {
 
 /// A location URI without credentials, for messages and logs.
 pub fn redact(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
+    without_credentials(uri)
+}
+
+/// `uri` without the credentials Glance once put in locations (`swift+http://account:user:key@host/...`,
+/// `s3://key:secret@host/...`). A key may hold `/` or `@`, which no URL parser takes, so
+/// everything up to the last `@` goes, as Glance reads these locations.
+pub fn without_credentials(uri: &str) -> String {
+    let (scheme, rest) = match uri.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), uri),
+    };
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}{}", &rest[at + 1..]),
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        for (uri, shown) in [
+            (
+                "swift+http://acct:user:key@swift.example:8080/v1/glance/abc",
+                "swift+http://swift.example:8080/v1/glance/abc",
+            ),
+            // Keys with '/' or '@' (no URL parser reads these) are cut at the last '@'.
+            ("swift+https://acct:user:pa/ss@host/v1/c/o", "swift+https://host/v1/c/o"),
+            ("s3://AKIA:se/cr@et@s3.example/bucket/id", "s3://s3.example/bucket/id"),
+            ("file:///var/lib/glance/images/abc", "file:///var/lib/glance/images/abc"),
+            ("http://example.com/cirros.img", "http://example.com/cirros.img"),
+        ] {
+            assert_eq!(redact(uri), shown);
         }
-        _ => uri.to_string(),
     }
 }

@@ -35,6 +35,7 @@ pub const KEYS: &[&str] = &[
 
 /// S3's smallest part (all but the last).
 const MIN_PART: u64 = 5 << 20;
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Options {
@@ -48,6 +49,8 @@ pub struct S3Options {
     pub virtual_hosted: bool,
     pub chunk_size: u64,
     pub region: String,
+    /// `remote_store_timeout`: the longest S3 may keep us waiting.
+    pub timeout: std::time::Duration,
 }
 
 impl S3Options {
@@ -92,6 +95,7 @@ impl S3Options {
             virtual_hosted,
             chunk_size: chunk,
             region: get("s3_store_region_name").unwrap_or_else(|| "us-east-1".into()),
+            timeout: super::stall::timeout_from_raw(raw)?,
         }))
     }
 }
@@ -104,6 +108,8 @@ pub struct S3Store {
 struct Inner {
     opts: S3Options,
     s3: AmazonS3,
+    /// For the bucket's own HEAD and PUT (object_store has no bucket API).
+    http: reqwest::Client,
     bucket_ready: AtomicBool,
 }
 
@@ -120,13 +126,33 @@ fn error(e: object_store::Error) -> StoreError {
             log::error!("the S3 store's credentials (s3_store_access_key) were refused: {e}");
             StoreError::Unavailable("The S3 store refused its credentials".into())
         }
-        other => StoreError::Unavailable(format!("The S3 store is unavailable: {other}")),
+        // Its text names the request's URL: the log gets it, the caller does not.
+        other => {
+            log::warn!("a request to the S3 store failed: {other}");
+            StoreError::Unavailable("The S3 store is unavailable".into())
+        }
     }
+}
+
+/// S3 kept us waiting `limit`.
+fn stalled(limit: std::time::Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "The S3 store is unavailable: no answer within {} s (remote_store_timeout)",
+        limit.as_secs()
+    ))
 }
 
 impl S3Store {
     pub fn new(opts: S3Options) -> Result<Self, String> {
+        // No total timeout (object_store's default of 30 s would cut off any long download)
+        // and no reqwest read timeout (it would count a slow client's pauses): waits on S3
+        // are bounded by `remote_store_timeout` around each call and between download pieces.
+        let client = object_store::ClientOptions::new()
+            .with_timeout_disabled()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_pool_idle_timeout(std::time::Duration::from_secs(30));
         let s3 = AmazonS3Builder::new()
+            .with_client_options(client)
             .with_endpoint(&opts.endpoint)
             .with_allow_http(opts.endpoint.starts_with("http://"))
             .with_region(&opts.region)
@@ -141,7 +167,12 @@ impl S3Store {
             })
             .build()
             .map_err(|e| format!("S3 store: {e}"))?;
-        Ok(Self { inner: Arc::new(Inner { opts, s3, bucket_ready: AtomicBool::new(false) }) })
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(opts.timeout)
+            .build()
+            .map_err(|e| format!("S3 store: {e}"))?;
+        Ok(Self { inner: Arc::new(Inner { opts, s3, http, bucket_ready: AtomicBool::new(false) }) })
     }
 
     fn opts(&self) -> &S3Options {
@@ -156,7 +187,7 @@ impl S3Store {
     /// The object key of a location in this store's bucket.
     fn key_of(&self, location: &str) -> Result<Path, StoreError> {
         let bad = || StoreError::BadLocation("Invalid S3 location".into());
-        let url = url::Url::parse(location).map_err(|_| bad())?;
+        let url = url::Url::parse(&super::without_credentials(location)).map_err(|_| bad())?;
         let segments: Vec<&str> = url.path_segments().ok_or_else(bad)?.filter(|s| !s.is_empty()).collect();
         match segments.as_slice() {
             [.., bucket, key] if *bucket == self.opts().bucket => Ok(Path::from(*key)),
@@ -218,12 +249,14 @@ impl S3Store {
             .with_sign_payload(false)
             .try_authorize(&mut request, None)
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let mut outgoing = reqwest::Client::new().request(method, &url);
+        let mut outgoing = self.inner.http.request(method, &url);
         for (name, value) in request.headers() {
             outgoing = outgoing.header(name, value);
         }
-        let res =
-            outgoing.send().await.map_err(|e| StoreError::Unavailable(format!("The S3 store is unavailable: {e}")))?;
+        let res = outgoing.send().await.map_err(|e| {
+            log::warn!("a request to the S3 store failed: {e}");
+            StoreError::Unavailable(format!("The S3 store is unavailable: {}", e.without_url()))
+        })?;
         Ok(res.status())
     }
 
@@ -253,16 +286,16 @@ impl S3Store {
             }
         }
         if ended {
-            self.inner.s3.put(&key, PutPayload::from_iter(first)).await.map_err(error)?;
+            self.bounded(self.inner.s3.put(&key, PutPayload::from_iter(first))).await?;
         } else {
-            let multipart = self.inner.s3.put_multipart(&key).await.map_err(error)?;
+            let multipart = self.bounded(self.inner.s3.put_multipart(&key)).await?;
             let mut writer = WriteMultipart::new_with_chunk_size(multipart, part);
             for bytes in first {
                 writer.put(bytes);
             }
             let streamed: Result<(), StoreError> = async {
                 loop {
-                    writer.wait_for_capacity(2).await.map_err(error)?;
+                    self.bounded(writer.wait_for_capacity(2)).await?;
                     match upload.recv().await {
                         Some(Chunk::Data(bytes)) => {
                             size += bytes.len() as u64;
@@ -277,10 +310,10 @@ impl S3Store {
             .await;
             match streamed {
                 Ok(()) => {
-                    writer.finish().await.map_err(error)?;
+                    self.bounded(writer.finish()).await?;
                 }
                 Err(e) => {
-                    if let Err(abort) = writer.abort().await {
+                    if let Err(abort) = self.bounded(writer.abort()).await {
                         log::warn!("S3 multipart upload of {id} not aborted: {abort}");
                     }
                     return Err(e);
@@ -300,26 +333,36 @@ impl S3Store {
             }),
             ..Default::default()
         };
-        let result = self.inner.s3.get_opts(&key, options).await.map_err(|e| match e {
-            object_store::Error::Generic { .. } if range.is_some() => {
-                StoreError::BadLocation("Requested range not satisfiable".into())
-            }
-            e => error(e),
-        })?;
+        let get = async {
+            self.inner.s3.get_opts(&key, options).await.map_err(|e| match e {
+                object_store::Error::Generic { .. } if range.is_some() => {
+                    StoreError::BadLocation("Requested range not satisfiable".into())
+                }
+                e => error(e),
+            })
+        };
+        let limit = self.opts().timeout;
+        let result = super::stall::within(limit, get, || stalled(limit)).await?;
         let size = result.range.end - result.range.start;
         let body = result.into_stream().map(|chunk| chunk.map_err(std::io::Error::other));
-        Ok(Download { body: Box::pin(body), size: Some(size) })
+        Ok(Download { body: Box::pin(super::stall::quiet_limited(body, limit)), size: Some(size) })
     }
 
     pub async fn size(&self, location: &str) -> Result<u64, StoreError> {
         let key = self.key_of(location)?;
-        Ok(self.inner.s3.head(&key).await.map_err(error)?.size)
+        Ok(self.bounded(self.inner.s3.head(&key)).await?.size)
     }
 
     pub async fn delete(&self, location: &str) -> Result<(), StoreError> {
         let key = self.key_of(location)?;
         // S3 deletes of missing keys succeed; Glance reports them as not found.
-        self.inner.s3.head(&key).await.map_err(error)?;
-        self.inner.s3.delete(&key).await.map_err(error)
+        self.bounded(self.inner.s3.head(&key)).await?;
+        self.bounded(self.inner.s3.delete(&key)).await
+    }
+
+    /// One call to S3, bounded by `remote_store_timeout`.
+    async fn bounded<T>(&self, call: impl Future<Output = object_store::Result<T>>) -> Result<T, StoreError> {
+        let limit = self.opts().timeout;
+        super::stall::within(limit, async { call.await.map_err(error) }, || stalled(limit)).await
     }
 }

@@ -14,7 +14,7 @@
 //! used; Glance's `user:key@` form is read too); multi-tenant ones are
 //! `swift+http(s)://<storage URL>/<container>_<id>/<id>`.
 
-use super::{ByteRange, Caller, Chunk, Download, Md5Thread, StoreError, Stored, Upload};
+use super::{ByteRange, Caller, Chunk, Download, Md5Thread, StoreError, Stored, Upload, stall};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
@@ -69,6 +69,8 @@ pub struct SwiftOptions {
     pub multi_tenant: bool,
     /// Projects given write access to every multi-tenant container (`swift_store_admin_tenants`).
     pub admin_tenants: Vec<String>,
+    /// `remote_store_timeout`: the longest Swift (or its auth service) may keep us waiting.
+    pub timeout: Duration,
 }
 
 impl SwiftOptions {
@@ -130,6 +132,7 @@ impl SwiftOptions {
             admin_tenants: get("swift_store_admin_tenants")
                 .map(|v| v.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
                 .unwrap_or_default(),
+            timeout: stall::timeout_from_raw(raw)?,
         }))
     }
 }
@@ -138,6 +141,23 @@ impl SwiftOptions {
 struct Session {
     token: Secret,
     storage_url: String,
+    /// When the auth service said the token ends, if it did.
+    expires: Option<tokio::time::Instant>,
+}
+
+/// A service token is renewed this long before it expires, so that a request (a segment's
+/// upload, which cannot be replayed after a 401) never starts with a token about to end.
+const RENEW_BEFORE: Duration = Duration::from_secs(600);
+
+impl Session {
+    /// The caller's own token on `account` (its lifetime is the caller's business).
+    fn of_user(token: &Secret, account: &Account) -> Self {
+        Self { token: token.clone(), storage_url: account.base.clone().unwrap_or_default(), expires: None }
+    }
+
+    fn fresh(&self) -> bool {
+        self.expires.is_none_or(|at| at.saturating_duration_since(tokio::time::Instant::now()) > RENEW_BEFORE)
+    }
 }
 
 /// The account an operation addresses and whose token it carries. Single-tenant: the service's
@@ -176,6 +196,18 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("The Swift store is unavailable: {e}"))
 }
 
+/// A request that failed on its way (refused, reset, no such host): the whole error goes to
+/// the log; the caller's message leaves out the URL, which is the deployment's business.
+fn transport(e: reqwest::Error) -> StoreError {
+    log::warn!("a request to the Swift store failed: {e}");
+    unavailable(e.without_url())
+}
+
+/// Swift (`who`: "it" or "its auth service") kept us waiting `limit`.
+fn stalled(who: &str, limit: Duration) -> StoreError {
+    unavailable(format!("{who} did not answer within {} s (remote_store_timeout)", limit.as_secs()))
+}
+
 impl SwiftStore {
     pub fn new(opts: SwiftOptions) -> Result<Self, String> {
         let http = reqwest::Client::builder()
@@ -212,7 +244,7 @@ impl SwiftStore {
     /// multi-tenant locations (for single-tenant ones it is the auth address, and unused).
     fn parts_of(location: &str) -> Result<(String, String, String), StoreError> {
         let bad = || StoreError::BadLocation("Invalid Swift location".into());
-        let url = url::Url::parse(location).map_err(|_| bad())?;
+        let url = url::Url::parse(&super::without_credentials(location)).map_err(|_| bad())?;
         let mut segments: Vec<&str> = url.path_segments().ok_or_else(bad)?.filter(|s| !s.is_empty()).collect();
         let object = segments.pop().ok_or_else(bad)?;
         let container = segments.pop().ok_or_else(bad)?;
@@ -247,15 +279,21 @@ impl SwiftStore {
         Ok(Account { base: Some(base), user_token })
     }
 
+    /// The service's session: the one held unless `renew` or it is about to expire. Logins
+    /// are one at a time (the lock) and bounded by `remote_store_timeout`.
     async fn session(&self, renew: bool) -> Result<Session, StoreError> {
         let mut slot = self.inner.session.lock().await;
-        if let Some(session) = slot.as_ref().filter(|_| !renew) {
+        if let Some(session) = slot.as_ref().filter(|s| !renew && s.fresh()) {
             return Ok(session.clone());
         }
-        let session = match self.opts().auth_version {
-            AuthVersion::V1 => self.auth_v1().await?,
-            AuthVersion::V3 => self.auth_v3().await?,
+        let limit = self.opts().timeout;
+        let login = async {
+            match self.opts().auth_version {
+                AuthVersion::V1 => self.auth_v1().await,
+                AuthVersion::V3 => self.auth_v3().await,
+            }
         };
+        let session = stall::within(limit, login, || stalled("its auth service", limit)).await?;
         *slot = Some(session.clone());
         Ok(session)
     }
@@ -270,13 +308,18 @@ impl SwiftStore {
             .header("x-auth-key", &o.key.0)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(transport)?;
         if !res.status().is_success() {
             return Err(refused(res.status()));
         }
         let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // tempauth says how many seconds the token has left.
+        let expires = header("x-auth-token-expires")
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.min(1e9)));
         match (header("x-auth-token"), header("x-storage-url")) {
-            (Some(token), Some(storage_url)) => Ok(Session { token: Secret(token), storage_url }),
+            (Some(token), Some(storage_url)) => Ok(Session { token: Secret(token), storage_url, expires }),
             _ => Err(unavailable("the auth answer carried no token or storage URL")),
         }
     }
@@ -287,8 +330,7 @@ impl SwiftStore {
         let default = Ref::Id("default");
         let body = keystone::password_login(user, &o.key.0, default, Ref::Name(project), default);
         let base = keystone::base_url(&o.auth_address);
-        let res =
-            self.inner.http.post(format!("{base}/v3/auth/tokens")).json(&body).send().await.map_err(unavailable)?;
+        let res = self.inner.http.post(format!("{base}/v3/auth/tokens")).json(&body).send().await.map_err(transport)?;
         if !res.status().is_success() {
             return Err(refused(res.status()));
         }
@@ -298,7 +340,7 @@ impl SwiftStore {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| unavailable("Keystone answered without a token"))?;
-        let doc: serde_json::Value = res.json().await.map_err(unavailable)?;
+        let doc: serde_json::Value = res.json().await.map_err(transport)?;
         let catalog = glance_common::context::parse_catalog(&doc["token"]["catalog"]);
         let storage_url =
             glance_common::context::find_endpoint(&catalog, &o.service_type, &o.interface, o.region.as_deref())
@@ -306,7 +348,12 @@ impl SwiftStore {
                 .ok_or_else(|| {
                     unavailable(format!("no {} endpoint of type {} in the catalog", o.interface, o.service_type))
                 })?;
-        Ok(Session { token: Secret(token), storage_url })
+        let expires = doc["token"]["expires_at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .map(|left| tokio::time::Instant::now() + left);
+        Ok(Session { token: Secret(token), storage_url, expires })
     }
 
     /// Sends a request to `account`: with the caller's token as it is, or with the service's
@@ -317,8 +364,8 @@ impl SwiftStore {
         build: impl Fn(&Session) -> RequestBuilder,
     ) -> Result<Response, StoreError> {
         if let Some(token) = &account.user_token {
-            let session = Session { token: token.clone(), storage_url: account.base.clone().unwrap_or_default() };
-            return build(&session).send().await.map_err(unavailable);
+            let session = Session::of_user(token, account);
+            return self.answer(build(&session)).await;
         }
         let at = |mut session: Session| {
             if let Some(base) = &account.base {
@@ -326,11 +373,17 @@ impl SwiftStore {
             }
             session
         };
-        let res = build(&at(self.session(false).await?)).send().await.map_err(unavailable)?;
+        let res = self.answer(build(&at(self.session(false).await?))).await?;
         if res.status() != StatusCode::UNAUTHORIZED {
             return Ok(res);
         }
-        build(&at(self.session(true).await?)).send().await.map_err(unavailable)
+        self.answer(build(&at(self.session(true).await?))).await
+    }
+
+    /// `request` sent, its answer (the head) awaited at most `remote_store_timeout`.
+    async fn answer(&self, request: RequestBuilder) -> Result<Response, StoreError> {
+        let limit = self.opts().timeout;
+        stall::within(limit, async { request.send().await.map_err(transport) }, || stalled("it", limit)).await
     }
 
     fn request(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
@@ -498,19 +551,19 @@ impl SwiftStore {
         limit: u64,
     ) -> Result<(), StoreError> {
         let session = match &at.account.user_token {
-            Some(token) => Session { token: token.clone(), storage_url: at.account.base.clone().unwrap_or_default() },
+            Some(token) => Session::of_user(token, at.account),
             None => self.session(false).await?,
         };
         let path = format!("{}/{name}", at.container);
-        let res = self
-            .request(&session, Method::PUT, &path)
-            .body(reqwest::Body::wrap_stream(segment(feed.clone(), limit)))
-            .send()
-            .await;
+        let watch = stall::UploadWatch::new();
+        let body = watch.watch(Box::pin(segment(feed.clone(), limit)));
+        let send = self.request(&session, Method::PUT, &path).body(reqwest::Body::wrap_stream(body)).send();
+        let timeout = self.opts().timeout;
+        let res = watch.limit(timeout, async { send.await.map_err(transport) }, || stalled("it", timeout)).await;
         if feed.lock().await.aborted {
             return Err(StoreError::Aborted);
         }
-        check_written(res.map_err(unavailable)?, name)
+        check_written(res?, name)
     }
 
     pub async fn get(&self, location: &str, range: Option<ByteRange>, caller: &Caller) -> Result<Download, StoreError> {
@@ -536,7 +589,7 @@ impl SwiftStore {
         }
         let size = res.content_length();
         let body = res.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other));
-        Ok(Download { body: Box::pin(body), size })
+        Ok(Download { body: Box::pin(stall::quiet_limited(Box::pin(body), self.opts().timeout)), size })
     }
 
     pub async fn size(&self, location: &str, caller: &Caller) -> Result<u64, StoreError> {
@@ -665,7 +718,7 @@ impl SwiftStore {
             if !res.status().is_success() {
                 return Err(unavailable(format!("listing {}: {}", at.container, res.status())));
             }
-            let page: Vec<serde_json::Value> = res.json().await.map_err(unavailable)?;
+            let page: Vec<serde_json::Value> = res.json().await.map_err(transport)?;
             if page.is_empty() {
                 return Ok(names);
             }

@@ -138,6 +138,7 @@ pub async fn download(
     // users never see locations (LP #755916), so log it and answer with fixed texts.
     let mut data = None;
     let mut all_missing = true;
+    let mut unavailable = None;
     let stores = st.stores.acting_for(&ctx);
     for location in locations {
         match stores.get(location).await {
@@ -148,14 +149,18 @@ pub async fn download(
             Err(e) => {
                 log::warn!(req = ctx.request_id.as_str(); "image {id}: data at {} unavailable: {e}", redact(location));
                 all_missing &= matches!(e, crate::store::StoreError::NotFound(_));
+                if let crate::store::StoreError::Unavailable(why) = e {
+                    unavailable.get_or_insert(why);
+                }
             }
         }
     }
     let data = data.ok_or_else(|| {
-        if all_missing {
-            Error::not_found(format!("Image {id} data not found"))
-        } else {
-            Error::new(ErrorKind::BadGateway, format!("Image {id} data is unavailable"))
+        match unavailable {
+            _ if all_missing => Error::not_found(format!("Image {id} data not found")),
+            // The store's own words name it ("The Swift store is unavailable: ...").
+            Some(why) => Error::unavailable(format!("Image {id} data is unavailable: {why}")),
+            None => Error::new(ErrorKind::BadGateway, format!("Image {id} data is unavailable")),
         }
     })?;
     let size = data.size.or(image.size.map(|s| s as u64)).unwrap_or(0);

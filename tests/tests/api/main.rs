@@ -14,6 +14,7 @@ mod protections;
 mod quotas;
 mod scrubber;
 mod security;
+mod store_failures;
 mod uploads;
 mod v1_api;
 mod versions;

@@ -3,8 +3,9 @@
 //! the data once `scrub_time` has passed and the image becomes `deleted`. The queue is in the
 //! registry's database, so these run on every engine; the store cases on Swift and S3 too.
 
-use super::{Api, Cluster, as_refs, files_in, minimal_headers};
+use super::{Api, As, Cluster, as_refs, files_in, minimal_headers};
 use glance_tests::{Engine, TestEnv};
+use reqwest::Method;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -143,6 +144,26 @@ async fn missing_data_is_scrubbed_too(env: TestEnv) {
     std::fs::remove_file(env.dir().join("images").join(&id)).expect("remove the data");
     scrub_once(&env, "once", "").await;
     assert_eq!(status(&c.http, &id).await, deleted());
+}
+
+/// A scrubber on a node that does not see the file store (its directory is not there: the
+/// wrong node, a share not mounted) deletes nothing and marks nothing `deleted`; run where the
+/// store is, the next pass does.
+async fn scrubber_without_the_file_store_keeps_the_job(env: TestEnv) {
+    let c = cluster(&env, 0).await;
+    let id = upload(&c.http, "elsewhere", vec![b'e'; 1024]).await;
+    c.http.delete(&format!("/v1/images/{id}")).await.expect(200);
+    // The share is not mounted here: its directory is not there.
+    let (images, away) = (env.dir().join("images"), env.dir().join("images.away"));
+    std::fs::rename(&images, &away).expect("unmount");
+    scrub_once(&env, "wrong-node", "").await;
+    assert_eq!(status(&c.http, &id).await, pending());
+    assert!(!images.exists(), "the scrubber does not create the store's directory");
+    assert!(scrubber_log(&env, "wrong-node").contains("does not exist on this node"));
+    std::fs::rename(&away, &images).expect("mount");
+    scrub_once(&env, "right-node", "").await;
+    assert_eq!(status(&c.http, &id).await, deleted());
+    assert!(files_in(&env.dir().join("images")).is_empty());
 }
 
 /// A location whose delete fails stays queued and is retried; the image is not `deleted`
@@ -294,11 +315,50 @@ async fn pending_delete_without_queue_is_settled(env: TestEnv) {
         assert_eq!(status(&c.http, &id).await, pending());
         ids.push(id);
     }
-    scrub_once(&env, "settle", "").await;
+    // Without cleanup_scrubber (the default), or before cleanup_scrubber_time, they stay.
+    scrub_once(&env, "no-cleanup", "").await;
+    scrub_once(&env, "too-soon", "cleanup_scrubber = True\ncleanup_scrubber_time = 3600\n").await;
+    for id in &ids {
+        assert_eq!(status(&c.http, id).await, pending());
+    }
+    assert_eq!(files_in(&images).len(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    scrub_once(&env, "settle", "cleanup_scrubber = True\ncleanup_scrubber_time = 0\n").await;
     for id in &ids {
         assert_eq!(status(&c.http, id).await, deleted());
     }
     assert!(files_in(&images).is_empty(), "the legacy data is scrubbed: {:?}", files_in(&images));
+}
+
+/// The scrubber is the service's admin to registries that authenticate their callers:
+/// `fakeauth` (a token naming the admin role) and `trusted-auth` (the admin role header).
+#[tokio::test]
+async fn scrubber_is_admin_to_authenticating_registries() {
+    for flavor in ["fakeauth", "trusted-auth"] {
+        let env = TestEnv::new(Engine::Sqlite).expect("sqlite");
+        let registry = env.registry().flavor(flavor).start().await;
+        let api = env
+            .api(&registry)
+            .option("paste_deploy.flavor", "fakeauth")
+            .option("DEFAULT.delayed_delete", "True")
+            .option("DEFAULT.scrub_time", "0")
+            .start()
+            .await;
+        let http = Api::new(api.url());
+        let owner = As { api: &http, token: "ann:t1:member".into() };
+        let admin = As { api: &http, token: "root:t0:admin".into() };
+        // An empty queue: a pass with nothing to do succeeds.
+        scrub_once(&env, &format!("{flavor}-idle"), "").await;
+        let headers = minimal_headers("owned");
+        let created = owner.send(Method::POST, "/v1/images", &as_refs(&headers), Some(vec![b'o'; 2048])).await;
+        let id = created.expect(201).json()["image"]["id"].as_str().expect("id").to_string();
+        owner.send(Method::DELETE, &format!("/v1/images/{id}"), &[], None).await.expect(200);
+        let status_of = |reply: super::Reply| reply.header("x-image-meta-status").unwrap_or_default().to_string();
+        assert_eq!(status_of(admin.head(&format!("/v1/images/{id}")).await.expect(200)), "pending_delete");
+        scrub_once(&env, flavor, "").await;
+        assert_eq!(status_of(admin.head(&format!("/v1/images/{id}")).await.expect(200)), "deleted", "{flavor}");
+        assert!(files_in(&env.dir().join("images")).is_empty(), "{flavor}: the data is scrubbed");
+    }
 }
 
 glance_tests::engine_tests!(
@@ -309,6 +369,7 @@ glance_tests::engine_tests!(
     delayed_delete_then_scrub,
     queued_image_is_deleted_at_once,
     missing_data_is_scrubbed_too,
+    scrubber_without_the_file_store_keeps_the_job,
     failed_delete_stays_queued,
     crashed_scrubber_is_taken_over,
     two_scrubbers_at_once,

@@ -29,7 +29,7 @@ async fn checksum_or_size_mismatch_kills_the_image(env: TestEnv) {
     let killed = c.http.get("/v1/images/detail?is_public=none&changes-since=2000-01-01").await.expect(200).json();
     assert!(killed["images"].as_array().expect("list").iter().all(|i| i["status"] == "killed"));
     assert_eq!(killed["images"].as_array().expect("list").len(), 2);
-    assert!(files_in(&env.dir().join("images")).is_empty());
+    assert!(env.stored_objects().await.is_empty(), "{:?}", env.stored_objects().await);
 }
 
 async fn chunked_upload_over_the_cap_is_refused(env: TestEnv) {
@@ -50,7 +50,7 @@ async fn chunked_upload_over_the_cap_is_refused(env: TestEnv) {
     let reply = c.http.send(r.body(reqwest::Body::wrap_stream(stream))).await;
     reply.expect_error(413, "Denying attempt to upload image larger than 128 bytes.");
     assert!(c.http.ids("/v1/images").await.is_empty());
-    assert!(files_in(&env.dir().join("images")).is_empty());
+    assert!(env.stored_objects().await.is_empty(), "{:?}", env.stored_objects().await);
     // Within the cap it works.
     c.http.post_image(&as_refs(&minimal_headers("small")), Some(vec![b'z'; 100])).await.expect(201);
 }
@@ -93,7 +93,7 @@ async fn upload_cut_off_mid_stream_leaves_nothing(env: TestEnv) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(settled, "the cut-off upload was not killed");
-    assert!(files_in(&env.dir().join("images")).is_empty(), "{:?}", files_in(&env.dir().join("images")));
+    assert!(env.stored_objects().await.is_empty(), "{:?}", env.stored_objects().await);
 }
 
 #[tokio::test]

@@ -318,6 +318,13 @@ async fn livecopy_streams_images_into_another_glance() {
     assert_eq!(target.meta(&c).await, None);
     ok(replicator(&["livecopy", &source.addr(), &target.addr()]).await);
     assert_replica(&source.meta(&c).await.expect("source"), &target.meta(&c).await.expect("copied"));
+
+    // A change only in a field in --dontreplicate is not copied.
+    source.update(&b, &[("X-Image-Meta-Name", "local name"), ("X-Image-Meta-Min-Ram", "512")]).await;
+    let dontreplicate = "created_at date deleted_at location updated_at name";
+    ok(replicator(&["livecopy", "-D", dontreplicate, &source.addr(), &target.addr()]).await);
+    let copied = target.meta(&b).await.expect("b");
+    assert_eq!((copied["name"].as_str(), copied["min_ram"].as_str()), ("b", "512"), "{copied:?}");
 }
 
 /// A status glance would refuse to change over PUT stays as it is on the target (here an
@@ -356,6 +363,10 @@ async fn compare_reports_missing_and_differing_images() {
     let run = ok(replicator(&["compare", "-v", &source.addr(), &target.addr()]).await);
     assert!(run.stdout.contains(&format!("{b}: field name differs (source is renamed, destination is b)")), "{run}");
     assert!(run.stdout.contains(&format!("{c}: entirely missing from the destination")), "{run}");
+    // A field in --dontreplicate is no difference.
+    let dontreplicate = "created_at date deleted_at location updated_at name";
+    let run = ok(replicator(&["compare", "-D", dontreplicate, &source.addr(), &target.addr()]).await);
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), [format!("{c}: missing")], "{run}");
 }
 
 #[tokio::test]

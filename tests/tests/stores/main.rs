@@ -1,6 +1,6 @@
-//! One conformance suite for every writable store (file, Swift, S3): the store is driven
-//! directly, as glance-api drives it, against the real backend (Swift and its S3 API, from
-//! `scripts/swift.sh`).
+//! One conformance suite for every writable store (file, Swift, S3), and the read-only HTTP
+//! store where it applies: each store is driven directly, as glance-api drives it, against the
+//! real backend (Swift and its S3 API, from `scripts/swift.sh`).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -8,6 +8,7 @@ use glance_api::store::s3::{S3Options, S3Store};
 use glance_api::store::swift::{AuthVersion, SwiftOptions, SwiftStore};
 use glance_api::store::{ByteRange, Chunk, Scheme, StoreError, Stored, Stores, fs, http};
 use glance_common::keystone::Secret;
+use glance_tests::proxy::FaultProxy;
 use glance_tests::swift::{Swift, swift};
 use std::time::Duration;
 
@@ -61,6 +62,7 @@ fn s3_options(s: &Swift, bucket: &str, endpoint: &str) -> S3Options {
         virtual_hosted: false,
         chunk_size: 5 * MIB as u64,
         region: "us-east-1".into(),
+        timeout: Duration::from_secs(60),
     }
 }
 
@@ -93,6 +95,7 @@ fn swift_options(s: &Swift, container: &str, auth_address: &str) -> SwiftOptions
         service_type: "object-store".into(),
         multi_tenant: false,
         admin_tenants: Vec::new(),
+        timeout: Duration::from_secs(60),
     }
 }
 
@@ -176,21 +179,8 @@ impl Subject {
     }
 }
 
-/// Object names in a Swift container starting with `prefix` (none if it does not exist).
 async fn list(swift: &Swift, container: &str, prefix: &str) -> Vec<String> {
-    let (token, url) = swift.login().await;
-    let res = reqwest::Client::new()
-        .get(format!("{url}/{container}"))
-        .query(&[("format", "json"), ("prefix", prefix)])
-        .header("x-auth-token", token)
-        .send()
-        .await
-        .expect("list");
-    if res.status() == 404 {
-        return Vec::new();
-    }
-    let names: Vec<serde_json::Value> = res.json().await.expect("listing");
-    names.iter().map(|o| o["name"].as_str().expect("name").to_string()).collect()
+    swift.list(container, prefix).await
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -397,4 +387,96 @@ async fn s3_unavailable_and_missing_bucket() {
     drop(tx);
     let err = stores.put(Scheme::S3, "x", rx, None).await.expect_err("no bucket");
     assert!(err.to_string().contains("conformance-absent") && err.to_string().contains("does not exist"), "{err}");
+}
+
+/// A store that keeps its connections open and then says nothing (frozen behind a proxy):
+/// a download under way fails instead of waiting forever, and every new call fails with an
+/// error the API answers 503 with, once `remote_store_timeout` has passed.
+#[tokio::test]
+async fn silent_stores_fail_instead_of_hanging() {
+    let Some(s) = swift() else { return };
+    for scheme in [Scheme::Swift, Scheme::S3] {
+        let real = url::Url::parse(if scheme == Scheme::Swift { &s.auth_url } else { &s.s3_endpoint }).expect("url");
+        let target = format!("{}:{}", real.host_str().expect("host"), real.port().expect("port"));
+        let proxy = FaultProxy::start(target.parse().expect("address")).await;
+        let mut through = real.clone();
+        through.set_port(Some(proxy.port)).expect("port");
+        let through = through.as_str().trim_end_matches('/');
+        let dir = tempfile::tempdir().expect("dir");
+        let name = format!("silent-{}", uuid::Uuid::new_v4().simple());
+        let (swift_store, s3_store) = match scheme {
+            Scheme::Swift => {
+                let options = SwiftOptions { timeout: Duration::from_secs(1), ..swift_options(s, &name, through) };
+                (Some(SwiftStore::new(options).expect("store")), None)
+            }
+            _ => {
+                let options = S3Options { timeout: Duration::from_secs(1), ..s3_options(s, &name, through) };
+                (None, Some(S3Store::new(options).expect("store")))
+            }
+        };
+        let subject = Subject {
+            stores: stores(dir.path(), swift_store, s3_store),
+            scheme,
+            backend: Backend::File(dir.path().join("images")),
+            _dir: tempfile::tempdir().expect("dir"),
+        };
+        // More than loopback sockets and the proxy can hold, so the reader must wait on the store.
+        let bytes = data(48 * MIB);
+        let stored = subject.put("big", &bytes, MIB, None, true).await.expect("put through the proxy");
+        assert!(stored.location.contains(&format!(":{}/", proxy.port)), "{scheme:?}: {}", stored.location);
+        let mut body = subject.stores.get(&stored.location).await.expect("get").body;
+        body.next().await.expect("a first piece").expect("a first piece");
+        proxy.freeze();
+        let mut failed = None;
+        while let Some(piece) = body.next().await {
+            if let Err(e) = piece {
+                failed = Some(e);
+                break;
+            }
+        }
+        let failed = failed.unwrap_or_else(|| panic!("{scheme:?}: a frozen store's download ended as if complete"));
+        assert_eq!(failed.kind(), std::io::ErrorKind::TimedOut, "{scheme:?}: {failed}");
+
+        let location = stored.location.as_str();
+        let outcomes = [
+            ("put", subject.put("small", b"data", 4, Some(4), true).await.map(drop)),
+            ("get", subject.stores.get(location).await.map(drop)),
+            ("size", subject.stores.size(location).await.map(drop)),
+            ("delete", subject.stores.delete(location).await),
+        ];
+        for (call, outcome) in outcomes {
+            let err = outcome.expect_err(call);
+            assert!(matches!(err, StoreError::Unavailable(_)), "{scheme:?} {call}: {err:?}");
+            assert!(err.to_string().contains("remote_store_timeout"), "{scheme:?} {call}: {err}");
+            assert_eq!(err.into_error().status().as_u16(), 503);
+        }
+    }
+}
+
+/// The read-only HTTP store, where the suite applies: whole and ranged reads (from a server
+/// that ignores Range: the range is cut out here), size, a missing object → not found, nothing
+/// listening → a clear error.
+#[tokio::test]
+async fn http_store_reads() {
+    let source = glance_tests::http_source::HttpSource::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let stores = stores(dir.path(), None, None);
+    let read = |range| {
+        let stores = &stores;
+        let uri = source.uri("cirros.img");
+        async move {
+            let download = stores.get_range(&uri, range).await.expect("get");
+            let body: Vec<Bytes> = download.body.map(|c| c.expect("chunk")).collect().await;
+            (download.size, body.concat())
+        }
+    };
+    assert_eq!(read(None).await, (Some(5120), vec![b'*'; 5120]));
+    assert_eq!(read(Some(ByteRange { start: 100, end: Some(300) })).await, (Some(200), vec![b'*'; 200]));
+    assert_eq!(read(Some(ByteRange { start: 5000, end: None })).await.1, vec![b'*'; 120]);
+    assert_eq!(stores.size(&source.uri("cirros.img")).await.expect("size"), 5120);
+    let missing = format!("http://127.0.0.1:{}/nothing", source.port);
+    assert!(matches!(stores.get(&missing).await, Err(StoreError::NotFound(_))));
+    let dead = format!("http://127.0.0.1:{}/images/x", glance_tests::process::free_port());
+    let err = stores.get(&dead).await.err().expect("nothing listening");
+    assert_eq!(err.to_string(), "Could not reach the external source.");
 }

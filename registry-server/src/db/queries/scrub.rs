@@ -39,9 +39,10 @@ fn free(now: NaiveDateTime) -> Box<dyn BoxableExpression<scrub_jobs::table, Mult
 /// still in `pending_delete` are handed out: data of an image in any other state is never
 /// deleted from here.
 pub fn claim(conn: &mut DbConn, ask: &ScrubClaim) -> QueryResult<Vec<ScrubJob>> {
-    if ask.after == 0 {
-        settle_orphans(conn)?;
+    if let (0, Some(age)) = (ask.after, ask.cleanup_after_seconds) {
+        settle_orphans(conn, timeutil::now() - Duration::seconds(age))?;
     }
+    // After settling, so that what it queued "due at once" is due now.
     let now = timeutil::now();
     let pending = images::table.filter(images::status.eq("pending_delete")).select(images::id);
     let candidates: Vec<i32> = scrub_jobs::table
@@ -116,14 +117,17 @@ pub fn release(conn: &mut DbConn, id: i32, worker: &str, error: &str) -> QueryRe
     Ok(())
 }
 
-/// Images in `pending_delete` with nothing queued (deleted by an older Glance, whose queue
-/// was a local file, or queue rows removed by hand): their soft-deleted locations that were
-/// not marked scrubbed are queued now, due at once; with none, the image becomes `deleted`.
-/// One image at a time, under its row lock, so concurrent passes cannot both act on one.
-pub fn settle_orphans(conn: &mut DbConn) -> QueryResult<usize> {
+/// Images in `pending_delete` with nothing queued, soft-deleted before `deleted_before`
+/// (deleted by an older Glance, whose queue was a local file, or queue rows removed by hand):
+/// their locations not yet marked deleted are queued now, due at once; with none, the image
+/// becomes `deleted`. Glance's `cleanup_scrubber` pass. One image at a time, under its row
+/// lock, so concurrent passes cannot both act on one.
+pub fn settle_orphans(conn: &mut DbConn, deleted_before: NaiveDateTime) -> QueryResult<usize> {
     let queued = scrub_jobs::table.select(scrub_jobs::image_id);
     let orphans: Vec<String> = images::table
         .filter(images::status.eq("pending_delete"))
+        .filter(images::deleted.eq(true))
+        .filter(images::deleted_at.le(deleted_before))
         .filter(images::id.ne_all(queued))
         .select(images::id)
         .load(conn)?;
