@@ -43,14 +43,16 @@ pub async fn within<T, E>(
 /// A download that fails with `TimedOut` when the store sends nothing for `limit` while we
 /// wait on it; time the consumer takes between polls is not counted.
 pub fn quiet_limited<S>(body: S, limit: Duration) -> QuietLimited<S> {
-    QuietLimited { body, limit, waiting: None }
+    QuietLimited { body, limit, timer: Box::pin(tokio::time::sleep(limit)), armed: false }
 }
 
 pub struct QuietLimited<S> {
     body: S,
     limit: Duration,
-    /// Running only while the last poll found nothing.
-    waiting: Option<Pin<Box<Sleep>>>,
+    /// One timer for the whole download, re-armed when a poll finds nothing.
+    timer: Pin<Box<Sleep>>,
+    /// Whether the timer is counting: only while the last poll found nothing.
+    armed: bool,
 }
 
 impl<S> Stream for QuietLimited<S>
@@ -62,15 +64,17 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Poll::Ready(item) = Pin::new(&mut this.body).poll_next(cx) {
-            this.waiting = None;
+            this.armed = false;
             return Poll::Ready(item);
         }
-        let limit = this.limit;
-        let timer = this.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match timer.as_mut().poll(cx) {
+        if !this.armed {
+            this.armed = true;
+            this.timer.as_mut().reset(Instant::now() + this.limit);
+        }
+        match this.timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                this.waiting = None;
-                let message = format!("the store sent nothing for {} s", limit.as_secs());
+                this.armed = false;
+                let message = format!("the store sent nothing for {} s", this.limit.as_secs());
                 Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, message))))
             }
             Poll::Pending => Poll::Pending,
