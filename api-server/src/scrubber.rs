@@ -22,6 +22,8 @@ const LEASE: Duration = Duration::from_secs(600);
 const BATCH: i64 = 32;
 /// Deletes in flight at once (object stores answer in milliseconds, file deletes are cheap).
 const PARALLEL_DELETES: usize = 8;
+/// The longest `cleanup_scrubber_time` (the registry takes up to a century).
+const MAX_CLEANUP_AGE: u64 = 100 * 365 * 24 * 3600;
 /// Longest store error kept with a released job.
 const MAX_ERROR_LEN: usize = 1000;
 
@@ -42,10 +44,16 @@ impl ScrubberOptions {
         Ok(Self {
             daemon: raw.bool(d, "daemon", false)?,
             wakeup_time: Duration::from_secs(raw.get(d, "wakeup_time", 300)?),
-            cleanup_after: raw
-                .bool(d, "cleanup_scrubber", false)?
-                .then(|| raw.get(d, "cleanup_scrubber_time", 86400).map(Duration::from_secs))
-                .transpose()?,
+            cleanup_after: match raw.bool(d, "cleanup_scrubber", false)? {
+                false => None,
+                true => match raw.get::<u64>(d, "cleanup_scrubber_time", 86400)? {
+                    age @ 0..=MAX_CLEANUP_AGE => Some(Duration::from_secs(age)),
+                    age => {
+                        let why = "expected seconds, at most a century";
+                        return Err(raw.invalid(d, "cleanup_scrubber_time", &age.to_string(), why));
+                    }
+                },
+            },
         })
     }
 }
@@ -93,7 +101,7 @@ impl Scrubber {
                 lease_seconds: LEASE.as_secs() as i64,
                 limit: BATCH,
                 after,
-                cleanup_after_seconds: self.cleanup_after.map(|age| age.as_secs().min(i64::MAX as u64) as i64),
+                cleanup_after_seconds: self.cleanup_after.map(|age| age.as_secs() as i64),
             };
             let jobs = self.state.registry.claim_scrub_jobs(&ctx, &ask).await?;
             let Some(last) = jobs.last() else { break };

@@ -137,7 +137,9 @@ pub fn id(meta: &Meta) -> Option<&str> {
 }
 
 /// Glance's `_check_upload_response_headers`: an upload went through if the response has a
-/// status header or a JSON body with the image's status.
+/// status header or a JSON body with the image's status. Stricter than Glance, which lets any
+/// JSON body through: an answer without the image (a proxy's error page in JSON, say) is not
+/// taken for a copied image.
 pub fn check_upload_response(headers: &Meta, body: &[u8]) -> Result<(), Error> {
     let has_status = |doc: Value| doc.get("image").is_some_and(|image| image.get("status").is_some());
     if headers.contains_key("status") || serde_json::from_slice::<Value>(body).is_ok_and(has_status) {

@@ -146,7 +146,14 @@ impl HttpStore {
         match range {
             // A server that ignores Range sends the whole object: cut the range out of it.
             Some(range) if !partial => {
-                let wanted = range.end.map(|end| end.saturating_sub(range.start));
+                if size.is_some_and(|total| range.start >= total) {
+                    return Err(StoreError::BadLocation("Requested range not satisfiable".into()));
+                }
+                let end = match (range.end, size) {
+                    (Some(end), Some(total)) => Some(end.min(total)),
+                    (end, total) => end.or(total),
+                };
+                let wanted = end.map(|end| end.saturating_sub(range.start));
                 Ok(Download { body: Box::pin(cut(body, range)), size: wanted })
             }
             _ => Ok(Download { body: Box::pin(body), size }),

@@ -403,16 +403,18 @@ pub fn redact(uri: &str) -> String {
     without_credentials(uri)
 }
 
-/// `uri` without the credentials Glance once put in locations (`swift+http://account:user:key@host/...`,
-/// `s3://key:secret@host/...`). A key may hold `/` or `@`, which no URL parser takes, so
-/// everything up to the last `@` goes, as Glance reads these locations.
+/// `uri` without credentials. Glance's own locations (`swift+http://account:user:key@host/...`,
+/// `s3://key:secret@host/...`) may hold keys with `/` or `@`, which no URL parser takes, so
+/// there everything up to the last `@` goes, as Glance reads them; in an http(s) URL only the
+/// user info of the host part goes (an `@` in its path stays).
 pub fn without_credentials(uri: &str) -> String {
-    let (scheme, rest) = match uri.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), uri),
+    let Some((scheme, rest)) = uri.split_once("://") else { return uri.to_string() };
+    let authority_end = match scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        true => rest.find(['/', '?', '#']).unwrap_or(rest.len()),
+        false => rest.len(),
     };
-    match rest.rfind('@') {
-        Some(at) => format!("{scheme}{}", &rest[at + 1..]),
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => uri.to_string(),
     }
 }
@@ -433,6 +435,8 @@ mod tests {
             ("s3://AKIA:se/cr@et@s3.example/bucket/id", "s3://s3.example/bucket/id"),
             ("file:///var/lib/glance/images/abc", "file:///var/lib/glance/images/abc"),
             ("http://example.com/cirros.img", "http://example.com/cirros.img"),
+            ("https://user:pw@example.com/a@b/x?c=d@e", "https://example.com/a@b/x?c=d@e"),
+            ("http://example.com/a@b/x", "http://example.com/a@b/x"),
         ] {
             assert_eq!(redact(uri), shown);
         }

@@ -15,7 +15,7 @@ use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
 use glance_common::keystone::Secret;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -131,6 +131,15 @@ fn error(e: object_store::Error) -> StoreError {
             log::warn!("a request to the S3 store failed: {other}");
             StoreError::Unavailable("The S3 store is unavailable".into())
         }
+    }
+}
+
+/// A part's upload, as the join set hands it back.
+fn part_done(joined: Option<Result<Result<(), StoreError>, tokio::task::JoinError>>) -> Result<(), StoreError> {
+    match joined {
+        Some(Ok(sent)) => sent,
+        Some(Err(e)) => Err(StoreError::Other(format!("a part's upload stopped: {e}"))),
+        None => Ok(()),
     }
 }
 
@@ -286,38 +295,23 @@ impl S3Store {
             }
         }
         if ended {
-            self.bounded(self.inner.s3.put(&key, PutPayload::from_iter(first))).await?;
+            let limit = self.transfer_limit(buffered);
+            let put = async { self.inner.s3.put(&key, PutPayload::from_iter(first)).await.map_err(error) };
+            if let Err(e) = super::stall::within(limit, put, || stalled(limit)).await {
+                // A PUT cut off by the limit may still land: take it back.
+                if let Err(left) = self.bounded(self.inner.s3.delete(&key)).await {
+                    log::warn!("S3 object {id} of a failed upload not deleted: {left}");
+                }
+                return Err(e);
+            }
         } else {
-            let multipart = self.bounded(self.inner.s3.put_multipart(&key)).await?;
-            let mut writer = WriteMultipart::new_with_chunk_size(multipart, part);
-            for bytes in first {
-                writer.put(bytes);
-            }
-            let streamed: Result<(), StoreError> = async {
-                loop {
-                    self.bounded(writer.wait_for_capacity(2)).await?;
-                    match upload.recv().await {
-                        Some(Chunk::Data(bytes)) => {
-                            size += bytes.len() as u64;
-                            md5.update(bytes.clone()).await;
-                            writer.put(bytes);
-                        }
-                        Some(Chunk::End) => return Ok(()),
-                        None => return Err(StoreError::Aborted),
-                    }
+            let mut multipart = self.bounded(self.inner.s3.put_multipart(&key)).await?;
+            let sent = self.send_parts(multipart.as_mut(), first, &mut upload, &md5, &mut size).await;
+            if let Err(e) = sent {
+                if let Err(abort) = self.bounded(multipart.abort()).await {
+                    log::warn!("S3 multipart upload of {id} not aborted: {abort}");
                 }
-            }
-            .await;
-            match streamed {
-                Ok(()) => {
-                    self.bounded(writer.finish()).await?;
-                }
-                Err(e) => {
-                    if let Err(abort) = self.bounded(writer.abort()).await {
-                        log::warn!("S3 multipart upload of {id} not aborted: {abort}");
-                    }
-                    return Err(e);
-                }
+                return Err(e);
             }
         }
         let checksum = md5.finish().await?;
@@ -358,6 +352,59 @@ impl S3Store {
         // S3 deletes of missing keys succeed; Glance reports them as not found.
         self.bounded(self.inner.s3.head(&key)).await?;
         self.bounded(self.inner.s3.delete(&key)).await
+    }
+
+    /// The rest of a multipart upload after its `first` part's worth of bytes: parts of at least
+    /// `s3_store_large_object_chunk_size`, two uploading while the next one fills, then the
+    /// completion. The caller aborts the upload when this fails.
+    async fn send_parts(
+        &self,
+        multipart: &mut dyn MultipartUpload,
+        first: Vec<Bytes>,
+        upload: &mut Upload,
+        md5: &Md5Thread,
+        size: &mut u64,
+    ) -> Result<(), StoreError> {
+        let part = self.opts().chunk_size as usize;
+        let mut buffered: usize = first.iter().map(Bytes::len).sum();
+        let mut buffer = first;
+        let mut uploading = tokio::task::JoinSet::new();
+        let mut ended = false;
+        loop {
+            if buffered >= part || (ended && buffered > 0) {
+                while uploading.len() >= 2 {
+                    part_done(uploading.join_next().await)?;
+                }
+                let limit = self.transfer_limit(buffered);
+                let sending = multipart.put_part(PutPayload::from_iter(std::mem::take(&mut buffer)));
+                uploading
+                    .spawn(super::stall::within(limit, async { sending.await.map_err(error) }, move || stalled(limit)));
+                buffered = 0;
+            }
+            if ended {
+                break;
+            }
+            match upload.recv().await {
+                Some(Chunk::Data(bytes)) => {
+                    *size += bytes.len() as u64;
+                    buffered += bytes.len();
+                    md5.update(bytes.clone()).await;
+                    buffer.push(bytes);
+                }
+                Some(Chunk::End) => ended = true,
+                None => return Err(StoreError::Aborted),
+            }
+        }
+        while !uploading.is_empty() {
+            part_done(uploading.join_next().await)?;
+        }
+        self.bounded(multipart.complete()).await.map(drop)
+    }
+
+    /// How long a call carrying `bytes` to S3 may take: `remote_store_timeout`, and a second
+    /// per MiB on top (a slow link is not a silent store).
+    fn transfer_limit(&self, bytes: usize) -> std::time::Duration {
+        self.opts().timeout + std::time::Duration::from_secs((bytes >> 20) as u64)
     }
 
     /// One call to S3, bounded by `remote_store_timeout`.

@@ -160,11 +160,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_consumer_is_not_the_store_stalling() {
-        let data = futures_util::stream::iter([Ok(Bytes::from_static(b"a")), Ok(Bytes::from_static(b"b"))]);
-        let mut body = quiet_limited(data, LIMIT);
-        body.next().await.expect("a").expect("a");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+        let pieces = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let mut body = quiet_limited(pieces, LIMIT);
+        // The first piece comes a little after the consumer asks (the timer runs meanwhile).
+        let store = async {
+            tokio::time::sleep(LIMIT / 2).await;
+            tx.send(Ok(Bytes::from_static(b"a"))).await.expect("send");
+        };
+        let (first, ()) = tokio::join!(body.next(), store);
+        assert_eq!(first.expect("a").expect("a"), Bytes::from_static(b"a"));
+        // The consumer is away for three limits; the store sends the next piece a little after
+        // it is back. Only that little wait is the store's.
         tokio::time::sleep(LIMIT * 3).await;
-        assert_eq!(body.next().await.expect("b").expect("b"), Bytes::from_static(b"b"));
+        let store = async {
+            tokio::time::sleep(LIMIT / 2).await;
+            tx.send(Ok(Bytes::from_static(b"b"))).await.expect("send");
+        };
+        let (next, ()) = tokio::join!(body.next(), store);
+        assert_eq!(next.expect("b").expect("b"), Bytes::from_static(b"b"));
     }
 
     #[tokio::test]

@@ -141,22 +141,28 @@ impl SwiftOptions {
 struct Session {
     token: Secret,
     storage_url: String,
-    /// When the auth service said the token ends, if it did.
-    expires: Option<tokio::time::Instant>,
+    /// When to log in again: before the token ends, if the auth service said when it does.
+    renew_at: Option<tokio::time::Instant>,
 }
 
-/// A service token is renewed this long before it expires, so that a request (a segment's
-/// upload, which cannot be replayed after a 401) never starts with a token about to end.
+/// A service token is renewed this long before it expires (or half its life, if shorter), so
+/// that a request (a segment's upload, which cannot be replayed after a 401) never starts with
+/// a token about to end.
 const RENEW_BEFORE: Duration = Duration::from_secs(600);
+
+/// When a token that has `left` to live should be replaced.
+fn renew_at(left: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + left - RENEW_BEFORE.min(left / 2)
+}
 
 impl Session {
     /// The caller's own token on `account` (its lifetime is the caller's business).
     fn of_user(token: &Secret, account: &Account) -> Self {
-        Self { token: token.clone(), storage_url: account.base.clone().unwrap_or_default(), expires: None }
+        Self { token: token.clone(), storage_url: account.base.clone().unwrap_or_default(), renew_at: None }
     }
 
     fn fresh(&self) -> bool {
-        self.expires.is_none_or(|at| at.saturating_duration_since(tokio::time::Instant::now()) > RENEW_BEFORE)
+        self.renew_at.is_none_or(|at| tokio::time::Instant::now() < at)
     }
 }
 
@@ -314,12 +320,12 @@ impl SwiftStore {
         }
         let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         // tempauth says how many seconds the token has left.
-        let expires = header("x-auth-token-expires")
+        let renew_at = header("x-auth-token-expires")
             .and_then(|s| s.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.min(1e9)));
+            .map(|s| renew_at(Duration::from_secs_f64(s.min(1e9))));
         match (header("x-auth-token"), header("x-storage-url")) {
-            (Some(token), Some(storage_url)) => Ok(Session { token: Secret(token), storage_url, expires }),
+            (Some(token), Some(storage_url)) => Ok(Session { token: Secret(token), storage_url, renew_at }),
             _ => Err(unavailable("the auth answer carried no token or storage URL")),
         }
     }
@@ -348,12 +354,12 @@ impl SwiftStore {
                 .ok_or_else(|| {
                     unavailable(format!("no {} endpoint of type {} in the catalog", o.interface, o.service_type))
                 })?;
-        let expires = doc["token"]["expires_at"]
+        let renew_at = doc["token"]["expires_at"]
             .as_str()
             .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
             .map(|at| (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
-            .map(|left| tokio::time::Instant::now() + left);
-        Ok(Session { token: Secret(token), storage_url, expires })
+            .map(|left| renew_at(left.min(Duration::from_secs(1_000_000_000))));
+        Ok(Session { token: Secret(token), storage_url, renew_at })
     }
 
     /// Sends a request to `account`: with the caller's token as it is, or with the service's
@@ -718,7 +724,9 @@ impl SwiftStore {
             if !res.status().is_success() {
                 return Err(unavailable(format!("listing {}: {}", at.container, res.status())));
             }
-            let page: Vec<serde_json::Value> = res.json().await.map_err(transport)?;
+            let limit = self.opts().timeout;
+            let read = async { res.json::<Vec<serde_json::Value>>().await.map_err(transport) };
+            let page = stall::within(limit, read, || stalled("it", limit)).await?;
             if page.is_empty() {
                 return Ok(names);
             }

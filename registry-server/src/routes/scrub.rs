@@ -13,6 +13,8 @@ use serde::Deserialize;
 /// The longest a claim may hold rows: long enough for any single delete, short enough that a
 /// crashed scrubber's rows come back the same day.
 const MAX_LEASE_SECONDS: i64 = 24 * 3600;
+/// `cleanup_scrubber_time` of a century at most: any age the clock can subtract.
+const MAX_CLEANUP_AGE_SECONDS: i64 = 100 * 365 * 24 * 3600;
 
 fn admin_only(ctx: &RequestContext) -> Result<(), Error> {
     if ctx.is_admin { Ok(()) } else { Err(Error::forbidden("The scrub queue is for administrators")) }
@@ -25,8 +27,12 @@ pub async fn claim(body: web::Bytes, ctx: RequestContext, st: web::Data<AppState
     if ask.worker.is_empty()
         || !(1..=MAX_LEASE_SECONDS).contains(&ask.lease_seconds)
         || !(1..=1000).contains(&ask.limit)
+        || ask.cleanup_after_seconds.is_some_and(|age| !(0..=MAX_CLEANUP_AGE_SECONDS).contains(&age))
     {
-        return Err(Error::bad_request("Invalid claim: a worker, 1 <= lease_seconds <= 86400, 1 <= limit <= 1000"));
+        return Err(Error::bad_request(
+            "Invalid claim: a worker, 1 <= lease_seconds <= 86400, 1 <= limit <= 1000, \
+             0 <= cleanup_after_seconds <= 3153600000",
+        ));
     }
     let jobs = st.db.write(move |c| scrub::claim(c, &ask)).await?;
     Ok(json("jobs", &jobs))

@@ -4,8 +4,11 @@
 //! image is killed and nothing is kept.
 
 use super::{Api, as_refs, minimal_headers};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use glance_tests::proxy::FaultProxy;
 use glance_tests::{Server, TestEnv};
+use std::time::Duration;
 
 /// An API on `registry` with the environment's store, `options` changed.
 async fn api(env: &TestEnv, registry: &Server, options: &[(&str, &str)]) -> (Server, Api) {
@@ -72,11 +75,56 @@ async fn s3_that_cannot_be_used_answers_503() {
     unusable_store_answers_503(env, &S3_CASES).await;
 }
 
+/// A client slower than `remote_store_timeout` (pausing mid-upload, pausing while it
+/// downloads) is not the store being silent: both transfers complete.
+async fn slow_clients_are_not_cut_off(env: TestEnv) {
+    let registry = env.registry().start().await;
+    let (_api, http) = api(&env, &registry, &[("glance_store.remote_store_timeout", "1")]).await;
+    let pause = Duration::from_millis(2500);
+    // More than the sockets between client, API and store can hold, so that they fill up.
+    let data: Vec<u8> = (0..24usize << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let pieces: Vec<Bytes> = data.chunks(1 << 20).map(Bytes::copy_from_slice).collect();
+    let paused = futures_util::stream::iter(pieces.into_iter().enumerate()).then(move |(n, piece)| async move {
+        if n == 4 {
+            tokio::time::sleep(pause).await;
+        }
+        Ok::<_, std::io::Error>(piece)
+    });
+    let mut request = http.request(reqwest::Method::POST, "/v1/images");
+    for (k, v) in minimal_headers("slow client") {
+        request = request.header(k, v);
+    }
+    let created = http.send(request.body(reqwest::Body::wrap_stream(paused))).await.expect(201).json();
+    let id = created["image"]["id"].as_str().expect("id").to_string();
+    assert_eq!(created["image"]["checksum"], super::md5_hex(&data));
+
+    let response = reqwest::get(format!("{}/v1/images/{id}", http.base)).await.expect("download");
+    let mut body = response.bytes_stream();
+    let (mut got, mut paused) = (Vec::with_capacity(data.len()), false);
+    while let Some(piece) = body.next().await {
+        got.extend_from_slice(&piece.expect("the download goes on"));
+        if !paused && got.len() >= 2 << 20 {
+            paused = true;
+            tokio::time::sleep(pause).await;
+        }
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the download is the upload");
+}
+
+glance_tests::swift_store_tests!(slow_clients_are_not_cut_off);
+glance_tests::s3_store_tests!(slow_clients_are_not_cut_off);
+
 /// The data is stored, then the store goes silent (frozen behind a proxy): a download answers
 /// 503 naming the store once `remote_store_timeout` has passed, and so does an upload.
 #[tokio::test]
 async fn silent_swift_answers_503() {
     let Some(env) = TestEnv::with_swift() else { return };
+    // A broken limit would hang here: fail instead.
+    tokio::time::timeout(Duration::from_secs(120), silent_swift(env)).await.expect("a silent store hung the API");
+}
+
+async fn silent_swift(env: TestEnv) {
     let swift = glance_tests::swift::swift().expect("swift");
     let real = url::Url::parse(&swift.auth_url).expect("auth url");
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", real.port().expect("port")).parse().expect("addr")).await;

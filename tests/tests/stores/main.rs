@@ -395,6 +395,11 @@ async fn s3_unavailable_and_missing_bucket() {
 #[tokio::test]
 async fn silent_stores_fail_instead_of_hanging() {
     let Some(s) = swift() else { return };
+    // A broken limit would hang here: fail instead.
+    tokio::time::timeout(Duration::from_secs(180), silent_stores(s)).await.expect("a silent store hung a call");
+}
+
+async fn silent_stores(s: &Swift) {
     for scheme in [Scheme::Swift, Scheme::S3] {
         let real = url::Url::parse(if scheme == Scheme::Swift { &s.auth_url } else { &s.s3_endpoint }).expect("url");
         let target = format!("{}:{}", real.host_str().expect("host"), real.port().expect("port"));
@@ -472,7 +477,10 @@ async fn http_store_reads() {
     };
     assert_eq!(read(None).await, (Some(5120), vec![b'*'; 5120]));
     assert_eq!(read(Some(ByteRange { start: 100, end: Some(300) })).await, (Some(200), vec![b'*'; 200]));
-    assert_eq!(read(Some(ByteRange { start: 5000, end: None })).await.1, vec![b'*'; 120]);
+    assert_eq!(read(Some(ByteRange { start: 5000, end: None })).await, (Some(120), vec![b'*'; 120]));
+    assert_eq!(read(Some(ByteRange { start: 5100, end: Some(6000) })).await, (Some(20), vec![b'*'; 20]));
+    let past_the_end = stores.get_range(&source.uri("cirros.img"), Some(ByteRange { start: 5120, end: None })).await;
+    assert!(matches!(past_the_end, Err(StoreError::BadLocation(_))), "a range past the end is refused");
     assert_eq!(stores.size(&source.uri("cirros.img")).await.expect("size"), 5120);
     let missing = format!("http://127.0.0.1:{}/nothing", source.port);
     assert!(matches!(stores.get(&missing).await, Err(StoreError::NotFound(_))));
