@@ -369,35 +369,43 @@ impl S3Store {
         let mut buffered: usize = first.iter().map(Bytes::len).sum();
         let mut buffer = first;
         let mut uploading = tokio::task::JoinSet::new();
-        let mut ended = false;
-        loop {
-            if buffered >= part || (ended && buffered > 0) {
-                while uploading.len() >= 2 {
-                    part_done(uploading.join_next().await)?;
+        let filled: Result<(), StoreError> = async {
+            let mut ended = false;
+            loop {
+                if buffered >= part || (ended && buffered > 0) {
+                    while uploading.len() >= 2 {
+                        part_done(uploading.join_next().await)?;
+                    }
+                    let limit = self.transfer_limit(buffered);
+                    let sending = multipart.put_part(PutPayload::from_iter(std::mem::take(&mut buffer)));
+                    let sent = async { sending.await.map_err(error) };
+                    uploading.spawn(super::stall::within(limit, sent, move || stalled(limit)));
+                    buffered = 0;
                 }
-                let limit = self.transfer_limit(buffered);
-                let sending = multipart.put_part(PutPayload::from_iter(std::mem::take(&mut buffer)));
-                uploading
-                    .spawn(super::stall::within(limit, async { sending.await.map_err(error) }, move || stalled(limit)));
-                buffered = 0;
-            }
-            if ended {
-                break;
-            }
-            match upload.recv().await {
-                Some(Chunk::Data(bytes)) => {
-                    *size += bytes.len() as u64;
-                    buffered += bytes.len();
-                    md5.update(bytes.clone()).await;
-                    buffer.push(bytes);
+                if ended {
+                    return Ok(());
                 }
-                Some(Chunk::End) => ended = true,
-                None => return Err(StoreError::Aborted),
+                match upload.recv().await {
+                    Some(Chunk::Data(bytes)) => {
+                        *size += bytes.len() as u64;
+                        buffered += bytes.len();
+                        md5.update(bytes.clone()).await;
+                        buffer.push(bytes);
+                    }
+                    Some(Chunk::End) => ended = true,
+                    None => return Err(StoreError::Aborted),
+                }
             }
         }
+        .await;
+        // Parts under way finish (each within its limit) even when the upload failed: one
+        // cancelled mid-request could still land in the store after the caller's abort.
+        let mut outcome = filled;
         while !uploading.is_empty() {
-            part_done(uploading.join_next().await)?;
+            let done = part_done(uploading.join_next().await);
+            outcome = outcome.and(done);
         }
+        outcome?;
         self.bounded(multipart.complete()).await.map(drop)
     }
 
