@@ -12,7 +12,7 @@ use crate::store::{StoreError, redact};
 use futures_util::StreamExt;
 use glance_common::config::{ConfigError, DEFAULT_SECTION, RawConfig};
 use glance_common::context::{RequestContext, new_request_id};
-use glance_common::model::{ScrubClaim, ScrubJob, ScrubRenewal};
+use glance_common::model::{MAX_CLEANUP_AGE_SECONDS, ScrubClaim, ScrubJob, ScrubRenewal};
 use std::time::Duration;
 
 /// How long a claim holds its jobs unless renewed; a scrubber renews its batch every third of
@@ -22,8 +22,6 @@ const LEASE: Duration = Duration::from_secs(600);
 const BATCH: i64 = 32;
 /// Deletes in flight at once (object stores answer in milliseconds, file deletes are cheap).
 const PARALLEL_DELETES: usize = 8;
-/// The longest `cleanup_scrubber_time` (the registry takes up to a century).
-const MAX_CLEANUP_AGE: u64 = 100 * 365 * 24 * 3600;
 /// Longest store error kept with a released job.
 const MAX_ERROR_LEN: usize = 1000;
 
@@ -47,7 +45,7 @@ impl ScrubberOptions {
             cleanup_after: match raw.bool(d, "cleanup_scrubber", false)? {
                 false => None,
                 true => match raw.get::<u64>(d, "cleanup_scrubber_time", 86400)? {
-                    age @ 0..=MAX_CLEANUP_AGE => Some(Duration::from_secs(age)),
+                    age if age <= MAX_CLEANUP_AGE_SECONDS as u64 => Some(Duration::from_secs(age)),
                     age => {
                         let why = "expected seconds, at most a century";
                         return Err(raw.invalid(d, "cleanup_scrubber_time", &age.to_string(), why));

@@ -336,6 +336,10 @@ pub struct ScrubRenewal {
     pub ids: Vec<i32>,
 }
 
+/// The oldest `cleanup_after_seconds` a claim may ask for (a century: any age the clock can
+/// subtract).
+pub const MAX_CLEANUP_AGE_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
 /// A scrubber's request for due jobs: at most `limit` with ids above `after` (a pass walks
 /// the queue once), each held for `lease_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -134,6 +134,37 @@ fn error(e: object_store::Error) -> StoreError {
     }
 }
 
+/// The part being filled from an upload, and the upload's size so far.
+#[derive(Default)]
+struct Filling {
+    buffer: Vec<Bytes>,
+    buffered: usize,
+    size: u64,
+}
+
+impl Filling {
+    /// Takes the upload's next chunk (hashed on the way): `false` once it has ended.
+    async fn take(&mut self, upload: &mut Upload, md5: &Md5Thread) -> Result<bool, StoreError> {
+        match upload.recv().await {
+            Some(Chunk::Data(bytes)) => {
+                self.size += bytes.len() as u64;
+                self.buffered += bytes.len();
+                md5.update(bytes.clone()).await;
+                self.buffer.push(bytes);
+                Ok(true)
+            }
+            Some(Chunk::End) => Ok(false),
+            None => Err(StoreError::Aborted),
+        }
+    }
+
+    /// What is buffered, as one payload; the buffer starts over.
+    fn payload(&mut self) -> PutPayload {
+        self.buffered = 0;
+        PutPayload::from_iter(std::mem::take(&mut self.buffer))
+    }
+}
+
 /// A part's upload, as the join set hands it back.
 fn part_done(joined: Option<Result<Result<(), StoreError>, tokio::task::JoinError>>) -> Result<(), StoreError> {
     match joined {
@@ -274,29 +305,15 @@ impl S3Store {
         let key = Path::from(id);
         let part = self.opts().chunk_size as usize;
         let md5 = Md5Thread::start();
-        let mut size = 0u64;
         // The first part decides: an image that ends within it is a single PUT.
-        let mut first: Vec<Bytes> = Vec::new();
-        let mut buffered = 0usize;
+        let mut filling = Filling::default();
         let mut ended = false;
-        while buffered < part {
-            match upload.recv().await {
-                Some(Chunk::Data(bytes)) => {
-                    size += bytes.len() as u64;
-                    buffered += bytes.len();
-                    md5.update(bytes.clone()).await;
-                    first.push(bytes);
-                }
-                Some(Chunk::End) => {
-                    ended = true;
-                    break;
-                }
-                None => return Err(StoreError::Aborted),
-            }
+        while filling.buffered < part && !ended {
+            ended = !filling.take(&mut upload, &md5).await?;
         }
         if ended {
-            let limit = self.transfer_limit(buffered);
-            let put = async { self.inner.s3.put(&key, PutPayload::from_iter(first)).await.map_err(error) };
+            let limit = self.transfer_limit(filling.buffered);
+            let put = async { self.inner.s3.put(&key, filling.payload()).await.map_err(error) };
             if let Err(e) = super::stall::within(limit, put, || stalled(limit)).await {
                 // A PUT cut off by the limit may still land: take it back.
                 if let Err(left) = self.bounded(self.inner.s3.delete(&key)).await {
@@ -306,7 +323,7 @@ impl S3Store {
             }
         } else {
             let mut multipart = self.bounded(self.inner.s3.put_multipart(&key)).await?;
-            let sent = self.send_parts(multipart.as_mut(), first, &mut upload, &md5, &mut size).await;
+            let sent = self.send_parts(multipart.as_mut(), &mut filling, &mut upload, &md5).await;
             if let Err(e) = sent {
                 if let Err(abort) = self.bounded(multipart.abort()).await {
                     log::warn!("S3 multipart upload of {id} not aborted: {abort}");
@@ -314,6 +331,7 @@ impl S3Store {
                 return Err(e);
             }
         }
+        let size = filling.size;
         let checksum = md5.finish().await?;
         Ok(Stored { location: self.location_of(id), size, checksum })
     }
@@ -354,47 +372,34 @@ impl S3Store {
         self.bounded(self.inner.s3.delete(&key)).await
     }
 
-    /// The rest of a multipart upload after its `first` part's worth of bytes: parts of at least
+    /// The rest of a multipart upload after its first part's worth of bytes: parts of at least
     /// `s3_store_large_object_chunk_size`, two uploading while the next one fills, then the
     /// completion. The caller aborts the upload when this fails.
     async fn send_parts(
         &self,
         multipart: &mut dyn MultipartUpload,
-        first: Vec<Bytes>,
+        filling: &mut Filling,
         upload: &mut Upload,
         md5: &Md5Thread,
-        size: &mut u64,
     ) -> Result<(), StoreError> {
         let part = self.opts().chunk_size as usize;
-        let mut buffered: usize = first.iter().map(Bytes::len).sum();
-        let mut buffer = first;
         let mut uploading = tokio::task::JoinSet::new();
         let filled: Result<(), StoreError> = async {
             let mut ended = false;
             loop {
-                if buffered >= part || (ended && buffered > 0) {
+                if filling.buffered >= part || (ended && filling.buffered > 0) {
                     while uploading.len() >= 2 {
                         part_done(uploading.join_next().await)?;
                     }
-                    let limit = self.transfer_limit(buffered);
-                    let sending = multipart.put_part(PutPayload::from_iter(std::mem::take(&mut buffer)));
+                    let limit = self.transfer_limit(filling.buffered);
+                    let sending = multipart.put_part(filling.payload());
                     let sent = async { sending.await.map_err(error) };
                     uploading.spawn(super::stall::within(limit, sent, move || stalled(limit)));
-                    buffered = 0;
                 }
                 if ended {
                     return Ok(());
                 }
-                match upload.recv().await {
-                    Some(Chunk::Data(bytes)) => {
-                        *size += bytes.len() as u64;
-                        buffered += bytes.len();
-                        md5.update(bytes.clone()).await;
-                        buffer.push(bytes);
-                    }
-                    Some(Chunk::End) => ended = true,
-                    None => return Err(StoreError::Aborted),
-                }
+                ended = !filling.take(upload, md5).await?;
             }
         }
         .await;

@@ -388,8 +388,13 @@ impl SwiftStore {
 
     /// `request` sent, its answer (the head) awaited at most `remote_store_timeout`.
     async fn answer(&self, request: RequestBuilder) -> Result<Response, StoreError> {
+        self.bounded(request.send()).await
+    }
+
+    /// One exchange with Swift (an answer, a listing's body), bounded by `remote_store_timeout`.
+    async fn bounded<T>(&self, call: impl Future<Output = reqwest::Result<T>>) -> Result<T, StoreError> {
         let limit = self.opts().timeout;
-        stall::within(limit, async { request.send().await.map_err(transport) }, || stalled("it", limit)).await
+        stall::within(limit, async { call.await.map_err(transport) }, || stalled("it", limit)).await
     }
 
     fn request(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
@@ -724,9 +729,7 @@ impl SwiftStore {
             if !res.status().is_success() {
                 return Err(unavailable(format!("listing {}: {}", at.container, res.status())));
             }
-            let limit = self.opts().timeout;
-            let read = async { res.json::<Vec<serde_json::Value>>().await.map_err(transport) };
-            let page = stall::within(limit, read, || stalled("it", limit)).await?;
+            let page: Vec<serde_json::Value> = self.bounded(res.json()).await?;
             if page.is_empty() {
                 return Ok(names);
             }

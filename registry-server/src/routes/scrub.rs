@@ -7,14 +7,12 @@ use crate::db::queries::scrub;
 use actix_web::{HttpResponse, web};
 use glance_common::Error;
 use glance_common::context::RequestContext;
-use glance_common::model::{ScrubClaim, ScrubRenewal};
+use glance_common::model::{MAX_CLEANUP_AGE_SECONDS, ScrubClaim, ScrubRenewal};
 use serde::Deserialize;
 
 /// The longest a claim may hold rows: long enough for any single delete, short enough that a
 /// crashed scrubber's rows come back the same day.
 const MAX_LEASE_SECONDS: i64 = 24 * 3600;
-/// `cleanup_scrubber_time` of a century at most: any age the clock can subtract.
-const MAX_CLEANUP_AGE_SECONDS: i64 = 100 * 365 * 24 * 3600;
 
 fn admin_only(ctx: &RequestContext) -> Result<(), Error> {
     if ctx.is_admin { Ok(()) } else { Err(Error::forbidden("The scrub queue is for administrators")) }

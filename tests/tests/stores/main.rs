@@ -125,8 +125,8 @@ impl Subject {
     /// Names the backend holds for image `id` (objects, segments, parts, files, staging files).
     async fn leftovers(&self, id: &str) -> Vec<String> {
         if let Backend::S3 { swift, bucket } = &self.backend {
-            let mut names = list(swift, bucket, id).await;
-            names.extend(list(swift, &format!("{bucket}+segments"), id).await);
+            let mut names = swift.list(bucket, id).await;
+            names.extend(swift.list(&format!("{bucket}+segments"), id).await);
             return names;
         }
         match &self.backend {
@@ -139,7 +139,7 @@ impl Subject {
                 .filter(|n: &String| n.contains(id))
                 .collect(),
             Backend::Swift { swift, container } | Backend::S3 { swift, bucket: container } => {
-                list(swift, container, id).await
+                swift.list(container, id).await
             }
         }
     }
@@ -177,10 +177,6 @@ impl Subject {
         }
         Ok(out)
     }
-}
-
-async fn list(swift: &Swift, container: &str, prefix: &str) -> Vec<String> {
-    swift.list(container, prefix).await
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -238,7 +234,7 @@ async fn large_objects(s: Subject) {
     let left = match &s.backend {
         // Swift's s3api hands a deleted multipart object's parts to its expirer (async delete):
         // the object is gone at once, its parts are Swift's to remove.
-        Backend::S3 { swift, bucket } => list(swift, bucket, &id).await,
+        Backend::S3 { swift, bucket } => swift.list(bucket, &id).await,
         _ => s.leftovers(&id).await,
     };
     assert!(left.is_empty(), "segments were left behind: {left:?}");
