@@ -388,9 +388,6 @@ impl S3Store {
             let mut ended = false;
             loop {
                 if filling.buffered >= part || (ended && filling.buffered > 0) {
-                    while uploading.len() >= 2 {
-                        part_done(uploading.join_next().await)?;
-                    }
                     let limit = self.transfer_limit(filling.buffered);
                     let sending = multipart.put_part(filling.payload());
                     let sent = async { sending.await.map_err(error) };
@@ -398,6 +395,11 @@ impl S3Store {
                 }
                 if ended {
                     return Ok(());
+                }
+                // With two parts uploading the client waits: memory stays at two parts and
+                // the one filling, whatever the image's size.
+                while uploading.len() >= 2 {
+                    part_done(uploading.join_next().await)?;
                 }
                 ended = !filling.take(upload, md5).await?;
             }
